@@ -1,0 +1,178 @@
+"""Settings: a TOML file, overridden by ``TENANTTLS_*`` environment variables.
+
+Secrets are never written inline. A secret setting holds a reference,
+``env:NAME`` or ``file:/path``, that `resolve_secret` reads when needed.
+The defaults are Crossware's names and Microsoft's public endpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from tenanttls.domain.durations import parse_duration
+from tenanttls.domain.names import validate_domain_name
+from tenanttls.errors import ConfigurationError, InvalidInput
+
+ENV_PREFIX = "TENANTTLS_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of tenanttls, with the embedded defaults.
+
+    Field names are the TOML keys (all in one table, ``[tenanttls]``) and, upper-cased
+    with the ``TENANTTLS_`` prefix, the environment variables.
+    """
+
+    data_dir: Path = Path("tenanttls-data")
+    database_url: str = ""  # empty: a SQLite file tenanttls.db in data_dir
+
+    provider_zone: str = "crosswaretls.com"
+    connector_name: str = "CrosswareInboundConnector"
+    legacy_certificate_name: str = "*.crossware.co.nz"
+
+    login_url: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+    exchange_url: str = "https://outlook.office365.com"
+    client_id: str = ""
+    client_certificate: str = ""  # path of the app's certificate (PEM)
+    client_key: str = ""  # secret reference to the app's private key (PEM)
+
+    key_encryption_key: str = ""  # secret reference to the key-encryption key
+    grace: timedelta = timedelta(hours=24)
+    lease: timedelta = timedelta(minutes=5)
+    max_attempts: int = 8
+
+    dns_backend: str = "builtin"  # "builtin" or "rfc2136"
+    dns_server: str = "127.0.0.1:5353"
+    dns_tsig_key: str = ""  # secret reference to "name:algorithm:base64secret"
+    issuer_backend: str = "local-ca"  # "local-ca" or "acme"
+    acme_directory: str = ""
+    acme_ca_bundle: str = ""
+    renewal_fraction: float = 1 / 3
+    orders_per_hour: int = 300
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of the store."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'tenanttls.db').resolve()}"
+
+
+def _convert(name: str, value: Any, default: Any) -> Any:
+    """Convert a TOML or environment value to the type of the setting's default."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, timedelta):
+            return parse_duration(str(value))
+        if isinstance(default, Path):
+            return Path(str(value)).expanduser()
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except (ValueError, InvalidInput) as error:
+        raise ConfigurationError(f"invalid setting {name}={value!r}: {error}") from error
+    return str(value)
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Return settings from the TOML file at `path` (if given), the environment and `overrides`.
+
+    Later sources win. Unknown keys in the file raise `ConfigurationError` so typos are found.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    defaults = Settings()
+    known = {f.name: getattr(defaults, f.name) for f in fields(Settings) if f.name != "extra"}
+    values: dict[str, Any] = {}
+
+    if path is not None:
+        try:
+            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise ConfigurationError(f"configuration file not found: {path}") from error
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError(f"invalid TOML in {path}: {error}") from error
+        table = document.get("tenanttls", document)
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigurationError(f"unknown setting {key!r} in {path}; known settings: {', '.join(sorted(known))}")
+            values[key] = _convert(key, value, known[key])
+
+    for key, default in known.items():
+        env_name = ENV_PREFIX + key.upper()
+        if env_name in environ:
+            values[key] = _convert(env_name, environ[env_name], default)
+
+    for key, value in overrides.items():
+        if key not in known:
+            raise ConfigurationError(f"unknown setting {key!r}")
+        if value is not None:
+            values[key] = _convert(key, value, known[key])
+
+    settings = replace(defaults, **values)
+    validate_settings(settings)
+    return settings
+
+
+def validate_settings(settings: Settings) -> None:
+    """Raise `ConfigurationError` when a setting is out of its valid range."""
+    try:
+        validate_domain_name(settings.provider_zone, what="provider zone")
+        validate_domain_name(settings.legacy_certificate_name, allow_wildcard=True, what="legacy certificate name")
+    except InvalidInput as error:
+        raise ConfigurationError(str(error)) from error
+
+    if settings.dns_backend not in ("builtin", "rfc2136"):
+        raise ConfigurationError(f"invalid dns_backend {settings.dns_backend!r}: use 'builtin' or 'rfc2136'")
+    if settings.issuer_backend not in ("local-ca", "acme"):
+        raise ConfigurationError(f"invalid issuer_backend {settings.issuer_backend!r}: use 'local-ca' or 'acme'")
+    if not 0 < settings.renewal_fraction < 1:
+        raise ConfigurationError(
+            f"invalid renewal_fraction {settings.renewal_fraction}: use a fraction of the lifetime between 0 and 1"
+        )
+    if settings.max_attempts < 1:
+        raise ConfigurationError(f"invalid max_attempts {settings.max_attempts}: use 1 or more")
+
+
+def resolve_secret(reference: str, *, what: str = "secret") -> bytes:
+    """Return the bytes a secret reference points to: ``env:NAME`` or ``file:/path``.
+
+    Warns (through logging) when a secret file is readable by group or others.
+    The value is never logged.
+    """
+    import logging
+
+    if reference.startswith("env:"):
+        name = reference[4:]
+        if name not in os.environ:
+            raise ConfigurationError(f"{what}: environment variable {name} is not set")
+        return os.environ[name].encode()
+
+    if reference.startswith("file:"):
+        path = Path(reference[5:]).expanduser()
+        try:
+            mode = path.stat().st_mode
+            data = path.read_bytes()
+        except OSError as error:
+            raise ConfigurationError(f"{what}: cannot read {path}: {error.strerror}") from error
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            logging.getLogger(__name__).warning(
+                "secret file is readable by group or others: path=%s mode=%o; run chmod 600 %s",
+                path,
+                stat.S_IMODE(mode),
+                path,
+            )
+        return data
+
+    raise ConfigurationError(f"{what}: invalid reference {reference[:40]!r}; use 'env:NAME' or 'file:/path'")

@@ -1,0 +1,158 @@
+"""The database schema (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Times are stored as timezone-aware UTC. JSON columns hold objects exactly as
+Microsoft returned them, so a snapshot can restore every field.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Constraint names are fixed so Alembic migrations are the same on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A BigInteger primary key that is still an autoincrementing INTEGER PRIMARY KEY on SQLite.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("initial_domain", String(253), nullable=False, unique=True),
+    Column("display_name", String(256), nullable=False, default=""),
+    # Where the relay delivers this tenant's mail; None means <initial label>.mail.protection.outlook.com.
+    Column("smart_host", String(253), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+upgrades = Table(
+    "upgrades",
+    metadata,
+    Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("consent_method", String(16), nullable=True),
+    Column("consented_at", DateTime(timezone=True), nullable=True),
+    Column("requested", Boolean, nullable=False, default=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("grace_until", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("overrides", JSON, nullable=False, default=dict),
+    Column("state_entered_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+    Index("ix_upgrades_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    # Labels are never deleted, so a label is never given to a second tenant.
+    Column("label", String(63), primary_key=True),
+    Column("tenant_id", String(36), nullable=False, unique=True),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True), nullable=True),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(36), nullable=True, index=True),
+    Column("name", String(253), nullable=False, index=True),
+    Column("chain_pem", Text, nullable=False),
+    # The private key, encrypted with the key-encryption key; never stored in clear.
+    Column("key_ciphertext", LargeBinary, nullable=False),
+    Column("serial", String(64), nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("backend", String(16), nullable=False),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+connector_snapshots = Table(
+    "connector_snapshots",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(36), nullable=False, index=True),
+    Column("connector_name", String(64), nullable=False),
+    Column("connector", JSON, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(36), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("step", String(32), nullable=True),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("correlation_id", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_audit_events_tenant_id_at", "tenant_id", "at"),
+)
+
+relay_assignments = Table(
+    "relay_assignments",
+    metadata,
+    Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
+    # "legacy" presents the shared certificate; "unique" presents certificate_id.
+    Column("mode", String(16), nullable=False),
+    Column("certificate_name", String(253), nullable=False),
+    Column("certificate_id", _Id, ForeignKey("certificates.id"), nullable=True),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+)
+
+acme_accounts = Table(
+    "acme_accounts",
+    metadata,
+    Column("directory_url", String(512), primary_key=True),
+    Column("key_ciphertext", LargeBinary, nullable=False),
+    Column("account_uri", String(512), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+dns_records = Table(
+    "dns_records",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("zone", String(253), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("rtype", String(8), nullable=False),
+    Column("ttl", Integer, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("zone", "name", "rtype", "value"),
+)
