@@ -1,7 +1,7 @@
 """Injectable time, so that tests and the demo can pass 24-hour delays without sleeping.
 
 Components take a `Clock` and never call `time.time()` or `datetime.now()` for
-decisions. `SystemClock` is the default; `ManualClock` only moves when told to.
+decisions. `SystemClock` is the default; `ManualClock` moves only when `advance` or `set` is called.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Validation of tenant ids, domain names and connector names.
 
 Each validator returns the value in canonical form or raises `InvalidInput` with
-a message that names the value and says what a valid one looks like.
+a message that names the value and describes a valid one.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ MAX_DOMAIN_LENGTH = 253
 MAX_LABEL_LENGTH = 63
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
-# Exchange stores connector names in Active Directory common names; these limits and
-# characters follow the AD rules for CN values that Exchange enforces (64 characters).
+# NOTE: Exchange keeps connector names as directory common names. The 64-character limit and
+# the rejected characters follow the usual rules for Exchange object names; the exact rule for
+# connectors is not documented, so Exchange may still reject a name that passes here.
 MAX_CONNECTOR_NAME_LENGTH = 64
 _CONNECTOR_NAME_FORBIDDEN = set('\\/:*?"<>|\r\n\t\x00')
 
