@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.acme",
     "tests.fixtures.smtp",
     "tests.fixtures.store",
+    "tests.fixtures.postgres",
 ]
