@@ -151,3 +151,24 @@ class StoreError(TenantTlsError):
     """The database failed, or its schema is not the one this version expects."""
 
     exit_code = 10
+
+
+class ExportError(InvalidInput):
+    """A configuration export (ConvertTo-Json or Format-List output) cannot be read.
+
+    `path`, `line` and `field` locate the problem when known, so the message and
+    callers can point at it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.field = field
