@@ -8,6 +8,7 @@ component boundary with ``raise ... from``.
     TenantTlsError
     ├── ConfigurationError          settings, credentials or files are missing or invalid
     ├── InvalidInput                a value given by a user or caller is invalid
+    │   └── ExportError             a configuration export cannot be read; names file, line, field
     ├── NotFoundError               a tenant, identity or record is not known to tenanttls
     ├── MicrosoftApiError           Microsoft 365 (or the simulator) rejected or failed a call
     │   ├── NotFound                the object is clearly absent (never used for a failed read)
