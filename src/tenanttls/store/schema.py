@@ -6,6 +6,8 @@ Microsoft returned them, so a snapshot can restore every field.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
 
 # Constraint names are fixed so Alembic migrations are the same on SQLite and PostgreSQL.
 metadata = MetaData(
@@ -32,6 +35,33 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+class UtcDateTime(TypeDecorator):
+    """A timestamp that is stored in UTC and always read back timezone-aware.
+
+    SQLite has no timestamp type: SQLAlchemy stores text without the offset and
+    returns naive values. Converting to UTC on the way in keeps the stored text
+    comparable in SQL (``next_attempt_at <= :now``) and the values comparable in Python.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
 
 # A BigInteger primary key that is still an autoincrementing INTEGER PRIMARY KEY on SQLite.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -44,7 +74,7 @@ tenants = Table(
     Column("display_name", String(256), nullable=False, default=""),
     # Where the relay delivers this tenant's mail; None means <initial label>.mail.protection.outlook.com.
     Column("smart_host", String(253), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 upgrades = Table(
@@ -53,17 +83,21 @@ upgrades = Table(
     Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
     Column("state", String(32), nullable=False),
     Column("consent_method", String(16), nullable=True),
-    Column("consented_at", DateTime(timezone=True), nullable=True),
+    Column("consented_at", UtcDateTime(), nullable=True),
     Column("requested", Boolean, nullable=False, default=False),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
     Column("lease_owner", String(128), nullable=True),
-    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
-    Column("grace_until", DateTime(timezone=True), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
+    Column("grace_until", UtcDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("overrides", JSON, nullable=False, default=dict),
-    Column("state_entered_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Stamped into the new connector's Comment and into audit events as the correlation id.
+    Column("run_id", String(64), nullable=True),
+    # Microsoft API calls the engine made for this tenant, for the reports.
+    Column("api_calls", Integer, nullable=False, default=0),
+    Column("state_entered_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Column("version", Integer, nullable=False, default=0),
     Index("ix_upgrades_state_next_attempt_at", "state", "next_attempt_at"),
 )
@@ -75,8 +109,8 @@ identities = Table(
     Column("label", String(63), primary_key=True),
     Column("tenant_id", String(36), nullable=False, unique=True),
     Column("name", String(253), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("released_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("released_at", UtcDateTime(), nullable=True),
 )
 
 certificates = Table(
@@ -89,11 +123,11 @@ certificates = Table(
     # The private key, encrypted with the key-encryption key; never stored in clear.
     Column("key_ciphertext", LargeBinary, nullable=False),
     Column("serial", String(64), nullable=False),
-    Column("not_before", DateTime(timezone=True), nullable=False),
-    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("not_before", UtcDateTime(), nullable=False),
+    Column("not_after", UtcDateTime(), nullable=False),
     Column("backend", String(16), nullable=False),
     Column("status", String(16), nullable=False, default="active"),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 connector_snapshots = Table(
@@ -102,9 +136,11 @@ connector_snapshots = Table(
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("tenant_id", String(36), nullable=False, index=True),
     Column("connector_name", String(64), nullable=False),
+    # The upgrade run that took the snapshot; a later run after a rollback takes its own.
+    Column("run_id", String(64), nullable=True),
     Column("connector", JSON, nullable=False),
     Column("reason", String(64), nullable=False),
-    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("taken_at", UtcDateTime(), nullable=False),
 )
 
 audit_events = Table(
@@ -112,7 +148,7 @@ audit_events = Table(
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("tenant_id", String(36), nullable=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(128), nullable=False),
     Column("action", String(64), nullable=False),
     Column("step", String(32), nullable=True),
@@ -131,7 +167,7 @@ relay_assignments = Table(
     Column("mode", String(16), nullable=False),
     Column("certificate_name", String(253), nullable=False),
     Column("certificate_id", _Id, ForeignKey("certificates.id"), nullable=True),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
     Column("version", Integer, nullable=False, default=0),
 )
 
@@ -141,7 +177,7 @@ acme_accounts = Table(
     Column("directory_url", String(512), primary_key=True),
     Column("key_ciphertext", LargeBinary, nullable=False),
     Column("account_uri", String(512), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 dns_records = Table(
@@ -153,6 +189,6 @@ dns_records = Table(
     Column("rtype", String(8), nullable=False),
     Column("ttl", Integer, nullable=False),
     Column("value", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("zone", "name", "rtype", "value"),
 )

@@ -1,0 +1,205 @@
+"""Opening the store: engine creation, Alembic migrations and schema checks.
+
+`open_store` is the one way in. With ``create=True`` (``tenanttls init``, the demo,
+tests) it creates the database or migrates it to the current revision; without it,
+it checks that the database is at the revision this version of tenanttls expects and
+raises `StoreError` naming both revisions and the fix when it is not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from tenanttls.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# SQLite waits this long for another writer's lock before raising "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass
+class Store:
+    """An open store: the engine plus the repositories the engine and the CLI use."""
+
+    url: str
+    engine: Engine
+    revision: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for a SQLite database, which has no row locks (claims use guarded updates)."""
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """Open a transaction for reads followed by writes; commit on success.
+
+        On SQLite it takes the write lock at the start (BEGIN IMMEDIATE), waiting up
+        to the busy timeout for other writers. PostgreSQL uses its default isolation
+        with row locks taken by the statements themselves.
+        """
+        with self.engine.connect() as connection:
+            if self.is_sqlite:
+                connection = connection.execution_options(sqlite_immediate=True)
+            with connection.begin():
+                yield connection
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """Return the newest migration revision this version of tenanttls ships."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the migrations folder has no revisions"
+    return head
+
+
+def create_store_engine(url: str) -> Engine:
+    """Return an engine for `url`, with SQLite set up for several threads and processes.
+
+    SQLite runs in WAL mode with a busy timeout, so the worker's threads, a second
+    worker process and the CLI can share one file.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise StoreError(f"invalid database URL {url!r}: {error}; use 'sqlite:///PATH' or 'postgresql+psycopg://…'") from error
+
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+
+    database = parsed.database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        parsed,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        poolclass=NullPool,
+    )
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def _begin_sqlite(connection) -> None:
+    """Start a SQLite transaction; `Store.write` asks for BEGIN IMMEDIATE.
+
+    A deferred transaction that reads and then writes fails at once with
+    "database is locked" when another writer committed in between (WAL mode does
+    not wait in that case), so read-then-write transactions take the lock up front.
+    """
+    if connection.get_execution_options().get("sqlite_immediate"):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _configure_sqlite(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # autocommit at the driver; SQLAlchemy's "begin" event starts transactions
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the database's Alembic revision, or None for a database never migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def open_store(url: str, *, create: bool = False) -> Store:
+    """Open the store at `url`, migrating it first when `create` is true.
+
+    Raises `StoreError` when the database cannot be reached, when it was never
+    initialised (and `create` is false), or when it is at a revision this version
+    does not know, such as one written by a newer tenanttls.
+    """
+    engine = create_store_engine(url)
+    try:
+        revision = _check_or_migrate(engine, url, create=create)
+    except SQLAlchemyError as error:
+        engine.dispose()
+        raise StoreError(f"cannot open the database {_safe_url(url)}: {error.__class__.__name__}: {error}") from error
+    except StoreError:
+        engine.dispose()
+        raise
+    return Store(url=url, engine=engine, revision=revision)
+
+
+def _check_or_migrate(engine: Engine, url: str, *, create: bool) -> str:
+    head = head_revision()
+    script = ScriptDirectory.from_config(_alembic_config())
+    current = current_revision(engine)
+
+    if current is not None and _unknown(script, current):
+        raise StoreError(
+            f"the database {_safe_url(url)} is at schema revision {current}, which this version of "
+            f"tenanttls does not know (it expects {head}); the database was written by a newer "
+            "tenanttls: upgrade tenanttls, or point --data/database_url at another database"
+        )
+
+    if current == head:
+        return head
+
+    if not create:
+        if current is None:
+            raise StoreError(f"the database {_safe_url(url)} is not initialised; run 'tenanttls init' first")
+        raise StoreError(
+            f"the database {_safe_url(url)} is at schema revision {current}, older than this "
+            f"version's {head}; run 'tenanttls init' to migrate it"
+        )
+
+    _migrate(engine)
+    logger.info("store migrated: url=%s from=%s to=%s", _safe_url(url), current, head)
+    return head
+
+
+def _unknown(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is None
+    except Exception:  # alembic raises several CommandError/ResolutionError types for an unknown id
+        return True
+
+
+def _migrate(engine: Engine) -> None:
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _safe_url(url: str) -> str:
+    """Return `url` with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
