@@ -1,0 +1,66 @@
+"""Rendering an `AuditReport` as text for people or as JSON for programs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tenanttls.audit.findings import AuditReport
+
+
+def report_to_dict(report: AuditReport) -> dict[str, Any]:
+    """Return the report as plain JSON types; the keys are the `--json` output's contract."""
+    return {
+        "tenant": report.tenant,
+        "complete": report.complete,
+        "files": list(report.files),
+        "provider_connector": report.provider_connector,
+        "matched_by": report.matched_by,
+        "null_sender_attributed": report.null_sender_attributed,
+        "worst_severity": report.worst.label if report.worst is not None else None,
+        "findings": [
+            {
+                "code": f.code,
+                "severity": f.severity.label,
+                "subject": f.subject,
+                "explanation": f.explanation,
+                "fix": f.fix,
+            }
+            for f in report.findings
+        ],
+        "notes": list(report.notes),
+        "unknown_fields": list(report.unknown_fields),
+    }
+
+
+def report_to_json(report: AuditReport) -> str:
+    """Return the report as indented JSON."""
+    return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False)
+
+
+def report_to_text(report: AuditReport) -> str:
+    """Return the report as text: a summary, then one block per finding, worst first."""
+    attributed = {True: "yes", False: "no", None: "unknown (no Get-AcceptedDomain export)"}
+    lines = [
+        f"Tenant: {report.tenant or 'unknown (the exports do not name it)'}",
+        f"Files: {', '.join(str(f['path']) for f in report.files)}",
+        f"Provider's connector: {report.provider_connector or 'not found'}"
+        + (f" (matches on {report.matched_by})" if report.matched_by else ""),
+        f"Null-sender mail attributed: {attributed[report.null_sender_attributed]}",
+    ]
+    if not report.complete:
+        lines.append("Report incomplete: some checks did not run (see the findings about missing exports).")
+    lines.append("")
+
+    for finding in report.findings:
+        lines.append(f"[{finding.severity.label}] {finding.code}: {finding.subject}")
+        lines.append(f"  {finding.explanation}")
+        if finding.fix:
+            lines.append(f"  Fix: {finding.fix}")
+        lines.append("")
+
+    for note in report.notes:
+        lines.append(f"Note: {note}")
+    for unknown in report.unknown_fields:
+        lines.append(f"Unknown field ignored: {unknown}")
+    return "\n".join(lines).rstrip() + "\n"
