@@ -55,6 +55,10 @@ class Settings:
     issuer_backend: str = "local-ca"  # "local-ca" or "acme"
     acme_directory: str = ""
     acme_ca_bundle: str = ""
+    acme_roots: str = ""  # PEM file of the roots issued chains lead to; empty: the system store
+    acme_profile: str = ""  # ACME profile to order; it must include clientAuth
+    acme_contact: str = ""  # e-mail address for the CA's notices; optional
+    certificate_lifetime: timedelta = timedelta(days=90)  # local-ca only
     renewal_fraction: float = 1 / 3
     orders_per_hour: int = 300
 
