@@ -91,6 +91,8 @@ upgrades = Table(
     Column("lease_expires_at", UtcDateTime(), nullable=True),
     Column("grace_until", UtcDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
+    # The state to resume in after needs_attention, once an operator requests the upgrade again.
+    Column("resume_state", String(32), nullable=True),
     Column("overrides", JSON, nullable=False, default=dict),
     # Stamped into the new connector's Comment and into audit events as the correlation id.
     Column("run_id", String(64), nullable=True),

@@ -45,6 +45,7 @@ class UpgradeRecord:
     lease_expires_at: datetime | None = None
     grace_until: datetime | None = None
     last_error: str | None = None
+    resume_state: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
     api_calls: int = 0
@@ -159,6 +160,22 @@ def claim_due(store: Store, owner: str, now: datetime, lease: timedelta, limit: 
             if result.rowcount == 1:
                 claimed.append(get_upgrade(connection, tenant_id))
     return claimed
+
+
+def claim_tenant(store: Store, tenant_id: str, owner: str, now: datetime, lease: timedelta) -> UpgradeRecord | None:
+    """Lease one tenant to `owner` whether or not it is due; return None while another owner holds it."""
+    with store.write() as connection:
+        result = connection.execute(
+            update(upgrades)
+            .where(
+                upgrades.c.tenant_id == tenant_id,
+                or_(upgrades.c.lease_owner.is_(None), upgrades.c.lease_owner == owner, upgrades.c.lease_expires_at <= now),
+            )
+            .values(lease_owner=owner, lease_expires_at=now + lease, version=upgrades.c.version + 1)
+        )
+        if result.rowcount != 1:
+            return None
+        return get_upgrade(connection, tenant_id)
 
 
 def renew_lease(connection: Connection, tenant_id: str, owner: str, now: datetime, lease: timedelta) -> None:

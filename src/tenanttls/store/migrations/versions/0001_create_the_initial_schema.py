@@ -125,6 +125,7 @@ def upgrade() -> None:
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('grace_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('resume_state', sa.String(length=32), nullable=True),
     sa.Column('overrides', sa.JSON(), nullable=False),
     sa.Column('run_id', sa.String(length=64), nullable=True),
     sa.Column('api_calls', sa.Integer(), nullable=False),
