@@ -1,0 +1,212 @@
+"""Run one step of one tenant and record its outcome durably.
+
+`run_step` calls the step for the tenant's state, then writes the outcome to the
+upgrade row under the worker's lease: a state change (with its audit event), a
+wait, a retry with backoff, or needs_attention with the reason. Transient errors
+(throttling, 5xx, DNS, a check that may pass later) are retried until
+`max_attempts`; every other error stops the tenant at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import OperationalError
+
+from tenanttls.errors import (
+    CertificateError,
+    ConsentRequired,
+    DnsError,
+    MicrosoftServiceError,
+    NotFound,
+    PlanSafetyError,
+    TenantTlsError,
+    Throttled,
+    UnexpectedResponse,
+)
+from tenanttls.migration import faults
+from tenanttls.migration.context import CountingApi, EngineContext
+from tenanttls.migration.outcomes import Advance, Outcome, StepNotDone, Stop, Wait
+from tenanttls.migration.recorder import Recorder
+from tenanttls.migration.rollback import rolling_back
+from tenanttls.migration.states import TERMINAL, UpgradeState
+from tenanttls.migration.steps import STEPS, StepInput
+from tenanttls.store.upgrades import LeaseLost, UpgradeRecord, add_api_calls, get_upgrade, renew_lease, update_upgrade
+from tenanttls.transport.retry import backoff_delay
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (
+    MicrosoftServiceError,
+    Throttled,
+    UnexpectedResponse,
+    NotFound,
+    DnsError,
+    CertificateError,
+    StepNotDone,
+    OperationalError,
+)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A transient failure: run the step again at `until`."""
+
+    until: object
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What one step did, for logs and the worker's loop."""
+
+    tenant_id: str
+    state_before: UpgradeState
+    state_after: UpgradeState
+    kind: str  # "advance", "wait", "retry", "stop" or "skip"
+    detail: str
+    api_calls: int
+    due_now: bool
+
+
+def step_for(state: UpgradeState):
+    """Return the step function of `state`, or None for a terminal state."""
+    if state is UpgradeState.ROLLING_BACK:
+        return rolling_back
+    return STEPS.get(state)
+
+
+def run_step(context: EngineContext, tenant_id: str, owner: str) -> StepReport:
+    """Run the step of the tenant's current state under `owner`'s lease and record the outcome.
+
+    Raises `LeaseLost` when another worker took the tenant over meanwhile; nothing
+    is recorded then, and the new owner repeats the step (steps are idempotent).
+    """
+    with context.store.write() as connection:
+        renew_lease(connection, tenant_id, owner, context.clock.now(), context.options.lease)
+        upgrade = get_upgrade(connection, tenant_id)
+
+    state = UpgradeState(upgrade.state)
+    step = step_for(state)
+    if step is None:
+        return StepReport(tenant_id, state, state, "skip", "terminal state", 0, False)
+
+    logger.info("step: tenant=%s state=%s attempt=%d", tenant_id, state.value, upgrade.attempts + 1)
+    api = CountingApi(context)
+    recorder = Recorder(context, tenant_id, state.value, upgrade.run_id)
+    outcome = _call(step, StepInput(context, api, upgrade, recorder), upgrade, state, context)
+
+    with context.store.write() as connection:
+        add_api_calls(connection, tenant_id, api.counter.count)
+    report = _commit(context, upgrade, state, owner, outcome, api.counter.count)
+    _log(report, upgrade)
+    return report
+
+
+def _call(step, work: StepInput, upgrade: UpgradeRecord, state: UpgradeState, context: EngineContext) -> Outcome | Retry:
+    try:
+        return step(work)
+    except LeaseLost:
+        raise
+    except ConsentRequired as error:
+        return Stop(
+            f"consent is missing or was withdrawn ({error}); ask the tenant's admin to consent again, "
+            f"then run 'tenanttls upgrade {upgrade.tenant_id}'"
+        )
+    except TRANSIENT as error:
+        return _retry_or_stop(context, upgrade, error)
+    except PlanSafetyError as error:
+        return Stop(str(error))
+    except TenantTlsError as error:
+        logger.warning("step failed: tenant=%s state=%s error=%s: %s", upgrade.tenant_id, state.value, type(error).__name__, error)
+        return Stop(f"{type(error).__name__}: {error}")
+
+
+def _retry_or_stop(context: EngineContext, upgrade: UpgradeRecord, error: Exception) -> Retry | Stop:
+    attempts = upgrade.attempts + 1
+    reason = f"{type(error).__name__}: {error}"
+    if attempts >= context.options.max_attempts:
+        return Stop(f"{reason} (gave up after {attempts} attempts; fix the cause, then run 'tenanttls upgrade {upgrade.tenant_id}')")
+
+    options = context.options
+    delay = backoff_delay(attempts, base=options.retry_base.total_seconds(), cap=options.retry_cap.total_seconds())
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    logger.warning(
+        "step will retry: tenant=%s state=%s attempt=%d delay=%.1fs error=%s",
+        upgrade.tenant_id,
+        upgrade.state,
+        attempts,
+        delay,
+        reason,
+    )
+    return Retry(context.clock.now() + timedelta(seconds=delay), reason)
+
+
+def _commit(
+    context: EngineContext, upgrade: UpgradeRecord, state: UpgradeState, owner: str, outcome: Outcome | Retry, calls: int
+) -> StepReport:
+    now = context.clock.now()
+    tenant_id = upgrade.tenant_id
+    recorder = Recorder(context, tenant_id, state.value, upgrade.run_id)
+
+    with context.store.write() as connection:
+        if isinstance(outcome, Advance):
+            terminal = outcome.to in TERMINAL
+            next_at = None if terminal else (outcome.next_attempt_at or now)
+            update_upgrade(
+                connection, tenant_id, owner=owner, expected_state=state.value,
+                state=outcome.to.value, state_entered_at=now, attempts=0, last_error=None,
+                next_attempt_at=next_at, resume_state=None, **outcome.values,
+            )
+            if outcome.in_transaction is not None:
+                outcome.in_transaction(connection)
+            recorder.event_in(connection, "state", {"state": state.value}, {"state": outcome.to.value}, outcome.detail)
+            report = StepReport(tenant_id, state, outcome.to, "advance", outcome.detail, calls, next_at is not None and next_at <= now)
+
+        elif isinstance(outcome, Wait):
+            update_upgrade(connection, tenant_id, owner=owner, expected_state=state.value, next_attempt_at=outcome.until)
+            report = StepReport(tenant_id, state, state, "wait", outcome.reason, calls, outcome.until <= now)
+
+        elif isinstance(outcome, Retry):
+            update_upgrade(
+                connection, tenant_id, owner=owner, expected_state=state.value,
+                attempts=upgrade.attempts + 1, last_error=outcome.reason, next_attempt_at=outcome.until,
+            )
+            recorder.event_in(connection, "retry", None, {"attempt": upgrade.attempts + 1}, outcome.reason)
+            report = StepReport(tenant_id, state, state, "retry", outcome.reason, calls, False)
+
+        else:
+            update_upgrade(
+                connection, tenant_id, owner=owner, expected_state=state.value,
+                state=UpgradeState.NEEDS_ATTENTION.value, state_entered_at=now, resume_state=state.value,
+                last_error=outcome.reason, next_attempt_at=None, attempts=0,
+            )
+            recorder.event_in(
+                connection, "state", {"state": state.value}, {"state": UpgradeState.NEEDS_ATTENTION.value}, outcome.reason
+            )
+            report = StepReport(tenant_id, state, UpgradeState.NEEDS_ATTENTION, "stop", outcome.reason, calls, False)
+
+    if report.kind in ("advance", "stop"):
+        faults.boundary("step", tenant_id)
+    return report
+
+
+def _log(report: StepReport, upgrade: UpgradeRecord) -> None:
+    if report.kind == "stop":
+        logger.error("step stopped: tenant=%s state=%s reason=%s", report.tenant_id, report.state_before.value, report.detail)
+    else:
+        logger.info(
+            "step done: tenant=%s state=%s outcome=%s next=%s calls=%d detail=%s",
+            report.tenant_id,
+            report.state_before.value,
+            report.kind,
+            report.state_after.value,
+            report.api_calls,
+            report.detail,
+        )
+
+

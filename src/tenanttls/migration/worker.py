@@ -1,0 +1,186 @@
+"""The worker: claims due tenants with leases and runs their steps, N tenants at a time.
+
+Each claimed tenant runs in a thread of the pool: its steps follow one another
+while they are due at once (identity, then domain, ...), and the lease is released
+when the tenant has to wait or is finished. A worker that crashes leaves its
+leases behind; another worker takes those tenants once the leases expire.
+`stop()` (SIGTERM in ``tenanttls worker``) lets running steps finish, starts no
+new ones, releases the leases and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tenanttls.migration.context import EngineContext, default_owner
+from tenanttls.migration.runner import StepReport, run_step
+from tenanttls.store.upgrades import LeaseLost, claim_due, next_due_at, release_lease
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    """Counts of what a worker did, for reports and benchmarks."""
+
+    steps: int = 0
+    advances: int = 0
+    waits: int = 0
+    retries: int = 0
+    stops: int = 0
+    leases_lost: int = 0
+    api_calls: int = 0
+    # CPU seconds of this process spent in each state's step (thread time of the step).
+    cpu_by_state: dict[str, float] = field(default_factory=dict)
+    steps_by_state: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, report: StepReport, cpu_seconds: float) -> None:
+        with self.lock:
+            self.steps += 1
+            self.api_calls += report.api_calls
+            attribute = {"advance": "advances", "wait": "waits", "retry": "retries", "stop": "stops"}.get(report.kind)
+            if attribute:
+                setattr(self, attribute, getattr(self, attribute) + 1)
+            state = report.state_before.value
+            self.cpu_by_state[state] = self.cpu_by_state.get(state, 0.0) + cpu_seconds
+            self.steps_by_state[state] = self.steps_by_state.get(state, 0) + 1
+
+
+class Worker:
+    """Runs due upgrades from the store until stopped (or until `until()` is true)."""
+
+    def __init__(
+        self,
+        context: EngineContext,
+        *,
+        concurrency: int = 4,
+        poll_interval: float = 1.0,
+        owner: str | None = None,
+        max_steps_per_claim: int = 50,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"invalid worker concurrency {concurrency}: use 1 or more")
+        self.context = context
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.owner = owner or default_owner()
+        self.max_steps_per_claim = max_steps_per_claim
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._running: dict[str, Future] = {}
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Ask the worker to finish: running steps complete, no new step starts."""
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wake(self) -> None:
+        """Look for due tenants now instead of at the next poll (after an upgrade request)."""
+        self._wake.set()
+
+    def run(self, until: Callable[[], bool] | None = None) -> WorkerStats:
+        """Claim and run due tenants until `stop()` is called or `until()` returns True.
+
+        `until` is checked whenever no tenant is running, so it sees settled states.
+        """
+        logger.info("worker started: owner=%s concurrency=%d", self.owner, self.concurrency)
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tenanttls-worker") as pool:
+            while not self._stop.is_set():
+                claimed = self._claim(pool)
+                if not claimed and self._idle() and until is not None and until():
+                    break
+                if not claimed:
+                    self._wait()
+            self._drain()
+        logger.info(
+            "worker stopped: owner=%s steps=%d advances=%d retries=%d stops=%d",
+            self.owner,
+            self.stats.steps,
+            self.stats.advances,
+            self.stats.retries,
+            self.stats.stops,
+        )
+        return self.stats
+
+    def _idle(self) -> bool:
+        with self._lock:
+            return not self._running
+
+    def _claim(self, pool: ThreadPoolExecutor) -> int:
+        with self._lock:
+            free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+
+        now = self.context.clock.now()
+        upgrades = claim_due(self.context.store, self.owner, now, self.context.options.lease, free)
+        for upgrade in upgrades:
+            future = pool.submit(self._run_tenant, upgrade.tenant_id)
+            with self._lock:
+                self._running[upgrade.tenant_id] = future
+            future.add_done_callback(lambda _, tenant_id=upgrade.tenant_id: self._finished(tenant_id))
+        return len(upgrades)
+
+    def _finished(self, tenant_id: str) -> None:
+        with self._lock:
+            self._running.pop(tenant_id, None)
+        self._wake.set()
+
+    def _wait(self) -> None:
+        """Sleep until the next due time, a finished tenant, a wake-up or the poll interval."""
+        timeout = self.poll_interval
+        with self.context.store.engine.connect() as connection:
+            due = next_due_at(connection)
+        if due is not None:
+            seconds = (due - self.context.clock.now()).total_seconds()
+            timeout = max(0.0, min(timeout, seconds))
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    def _drain(self) -> None:
+        with self._lock:
+            futures = list(self._running.values())
+        for future in futures:
+            future.result()
+
+    def _run_tenant(self, tenant_id: str) -> None:
+        """Run the tenant's steps while they are due at once, then release its lease."""
+        try:
+            for _ in range(self.max_steps_per_claim):
+                if self._stop.is_set():
+                    break
+                start = _thread_cpu()
+                report = run_step(self.context, tenant_id, self.owner)
+                self.stats.add(report, _thread_cpu() - start)
+                if not report.due_now:
+                    break
+        except LeaseLost as error:
+            # Either another worker took the tenant (the release below does nothing) or an
+            # operator changed its state (rollback); releasing lets the next claim start at once.
+            with self.stats.lock:
+                self.stats.leases_lost += 1
+            logger.warning("lease lost: tenant=%s owner=%s error=%s", tenant_id, self.owner, error)
+        except Exception:
+            logger.exception("step failed unexpectedly: tenant=%s owner=%s; it is retried when the lease expires", tenant_id, self.owner)
+            return
+        self._release(tenant_id)
+
+    def _release(self, tenant_id: str) -> None:
+        with self.context.store.write() as connection:
+            release_lease(connection, tenant_id, self.owner)
+
+
+def _thread_cpu() -> float:
+    return time.thread_time()
