@@ -43,6 +43,7 @@ class Settings:
     client_id: str = ""
     client_certificate: str = ""  # path of the app's certificate (PEM)
     client_key: str = ""  # secret reference to the app's private key (PEM)
+    microsoft_ca_bundle: str = ""  # CA bundle for the Microsoft endpoints (the simulator's ca.pem); empty: the system store
 
     key_encryption_key: str = ""  # secret reference to the key-encryption key
     grace: timedelta = timedelta(hours=24)
