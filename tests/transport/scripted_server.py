@@ -1,0 +1,140 @@
+"""A small real HTTP server on 127.0.0.1 that returns scripted replies.
+
+The client tests use it for responses the simulator does not produce on purpose
+(HTML error pages, truncated JSON, a `nextLink` to another host) and for exact
+control over retries. It records every request and the peak number in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+
+@dataclass
+class Reply:
+    """One scripted reply; `delay` seconds pass before it is sent."""
+
+    status: int = 200
+    body: Any = None  # dict/list: sent as JSON; str/bytes: sent as is
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Recorded:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class ScriptedServer:
+    """Serve `Reply` objects from `replies` in order, then `default`; or call `handler` for each request."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.default = Reply(200, {"value": []})
+        self.handler: Callable[[Recorded], Reply] | None = None
+        self.requests: list[Recorded] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "ScriptedServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _next_reply(self, recorded: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(recorded)
+            if self.handler is None and self.replies:
+                return self.replies.pop(0)
+        return self.handler(recorded) if self.handler else self.default
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                recorded = Recorded(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
+                with server._lock:
+                    server.in_flight += 1
+                    server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                try:
+                    reply = server._next_reply(recorded)
+                    if reply.delay and server._stopping.wait(reply.delay):
+                        return
+                    self._send(reply)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _send(self, reply: Reply) -> None:
+                if isinstance(reply.body, (dict, list)):
+                    payload = json.dumps(reply.body).encode()
+                    content_type = "application/json; charset=utf-8"
+                elif isinstance(reply.body, str):
+                    payload = reply.body.encode()
+                    content_type = "text/html; charset=utf-8"
+                else:
+                    payload = reply.body or b""
+                    content_type = "application/octet-stream"
+                self.send_response(reply.status)
+                headers = {"Content-Type": content_type, **reply.headers}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                try:
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _serve
+
+        return Handler
+
+
+class StaticTokens:
+    """A token source that replaces Microsoft Entra ID in tests and returns numbered tokens."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.invalidated: list[tuple[str, str]] = []
+
+    def get_token(self, tenant: str, scope: str) -> str:
+        self.issued += 1
+        return f"token-{self.issued}"
+
+    def invalidate(self, tenant: str, scope: str) -> None:
+        self.invalidated.append((tenant, scope))
