@@ -431,6 +431,11 @@ class _FrontDoorSMTP(SMTP):
         return _FrontDoorEnvelope()
 
 
+def _null_sender_as_empty(address: str) -> str:
+    """Return '' for the null reverse-path, which aiosmtpd passes on as ``<>``."""
+    return "" if address.strip() in ("", "<>") else address
+
+
 def _peer_text(session: Session) -> str:
     peer = session.peer
     if isinstance(peer, tuple) and len(peer) >= 2:
@@ -459,14 +464,17 @@ class _Handler:
         self, server: SMTP, session: _FrontDoorSession, envelope: _FrontDoorEnvelope, address: str, options: list[str]
     ) -> str:
         now = self._door.clock.now()
+        mail_from = _null_sender_as_empty(address)
         certificate = session.certificate
         if certificate is not None and certificate.is_expired(now):
-            self._door._record_decision(Decision(now, "mail", CERTIFICATE_EXPIRED, _peer_text(session), address,
-                                                 certificate_names=certificate.names))
+            self._door._record_decision(
+                Decision(now, "mail", CERTIFICATE_EXPIRED, _peer_text(session), mail_from, certificate_names=certificate.names)
+            )
             return CERTIFICATE_EXPIRED
 
         views = self._door.views(now)
-        envelope.sender_attribution = attribute_sender(views, certificate, address)
+        envelope.sender_attribution = attribute_sender(views, certificate, mail_from)
+        # aiosmtpd needs a true mail_from to accept RCPT, so the null sender stays "<>" here.
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 Sender OK"
@@ -483,7 +491,7 @@ class _Handler:
                 "rcpt",
                 decision.reply,
                 _peer_text(session),
-                envelope.mail_from,
+                _null_sender_as_empty(envelope.mail_from or ""),
                 recipient=address,
                 tenant_id=attribution.tenant_id if attribution else None,
                 connector=attribution.connector if attribution else None,
@@ -508,7 +516,7 @@ class _Handler:
             helo=session.host_name,
             tls=session.ssl is not None,
             certificate=session.certificate,
-            mail_from=envelope.mail_from or "",
+            mail_from=_null_sender_as_empty(envelope.mail_from or ""),
             recipients=list(envelope.decisions),
             message_id=_header_text(headers.get("Message-ID")),
             subject=_header_text(headers.get("Subject")),

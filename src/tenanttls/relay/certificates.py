@@ -1,0 +1,202 @@
+"""TLS client contexts that present a tenant's certificate to its smart host.
+
+Each context verifies the smart host's certificate and presents one client
+certificate: the legacy shared one, or a tenant's unique one from the store. Contexts
+are built on first use and kept in a least-recently-used cache, keyed by certificate,
+so a switched tenant gets a new context and an unchanged one reuses its context.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import tempfile
+import threading
+from collections import OrderedDict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from tenanttls.errors import CertificateError, StoreError, TenantTlsError
+from tenanttls.relay.assignments import UNIQUE, Assignment
+from tenanttls.relay.settings import LegacyCertificate
+from tenanttls.store.schema import certificates
+
+logger = logging.getLogger(__name__)
+
+# The ssl module loads keys only from files. They are written to a memory-backed
+# folder when there is one, readable only by this process's user, and deleted at once.
+_KEY_FOLDER_CANDIDATES = (Path("/dev/shm"), None)
+
+
+class KeyPairSource(Protocol):
+    """Where the relay gets a unique certificate's chain and decrypted key (both PEM)."""
+
+    def load_key_pair(self, certificate_id: int) -> tuple[bytes, bytes]: ...
+
+
+class StoreKeyPairs:
+    """Chains and keys from the `certificates` table, keys decrypted with a `KeyStore`.
+
+    The key's associated data is the certificate name, as the certificate service
+    writes it.
+    """
+
+    def __init__(self, engine: Engine, keystore) -> None:
+        self._engine = engine
+        self._keystore = keystore
+
+    def load_key_pair(self, certificate_id: int) -> tuple[bytes, bytes]:
+        try:
+            with self._engine.connect() as connection:
+                row = connection.execute(
+                    select(certificates.c.name, certificates.c.chain_pem, certificates.c.key_ciphertext).where(
+                        certificates.c.id == certificate_id
+                    )
+                ).first()
+        except SQLAlchemyError as error:
+            raise StoreError(f"failed to read certificate {certificate_id}: {error.__class__.__name__}: {error}") from error
+
+        if row is None:
+            raise CertificateError(f"certificate {certificate_id} is not in the store")
+        key_pem = self._keystore.decrypt(bytes(row.key_ciphertext), row.name.encode())
+        return row.chain_pem.encode(), key_pem
+
+
+def _private_folder() -> Path:
+    for candidate in _KEY_FOLDER_CANDIDATES:
+        if candidate is None or (candidate.is_dir() and os.access(candidate, os.W_OK)):
+            return Path(tempfile.mkdtemp(prefix="tenanttls-relay-keys-", dir=candidate))
+    raise AssertionError("unreachable: the system temporary folder is the last candidate")
+
+
+def _not_after(chain_pem: bytes) -> datetime | None:
+    try:
+        return x509.load_pem_x509_certificate(chain_pem).not_valid_after_utc
+    except ValueError:
+        return None
+
+
+class ClientContexts:
+    """Build and cache one `ssl.SSLContext` per certificate the relay presents. Thread-safe."""
+
+    def __init__(
+        self,
+        legacy: LegacyCertificate,
+        key_pairs: KeyPairSource | None,
+        *,
+        server_ca: Path | None = None,
+        max_contexts: int = 20_000,
+    ) -> None:
+        self._legacy = legacy
+        self._key_pairs = key_pairs
+        self._server_ca = server_ca
+        self._max_contexts = max_contexts
+        self._lock = threading.Lock()
+        self._contexts: OrderedDict[tuple[str, int | None], ssl.SSLContext] = OrderedDict()
+        self._folder: Path | None = None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._contexts)
+
+    def context_for(self, assignment: Assignment) -> ssl.SSLContext:
+        """Return the context that presents `assignment`'s certificate.
+
+        Raises `CertificateError` (or `StoreError`) naming the tenant when the
+        certificate is missing or cannot be read or decrypted; the caller defers the
+        message instead of sending it without a certificate.
+        """
+        key = assignment.certificate_key()
+        with self._lock:
+            context = self._contexts.get(key)
+            if context is not None:
+                self._contexts.move_to_end(key)
+                return context
+
+        context = self._build(assignment)
+        with self._lock:
+            self._contexts[key] = context
+            while len(self._contexts) > self._max_contexts:
+                self._contexts.popitem(last=False)
+        return context
+
+    def _base_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self._server_ca) if self._server_ca else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def _build(self, assignment: Assignment) -> ssl.SSLContext:
+        if assignment.mode != UNIQUE:
+            return self._legacy_context(assignment)
+        if assignment.certificate_id is None or self._key_pairs is None:
+            raise CertificateError(
+                f"tenant {assignment.tenant_id} is assigned its unique certificate {assignment.certificate_name}, "
+                "but the relay has no certificate id or no key store; configure key_encryption_key"
+            )
+
+        try:
+            chain_pem, key_pem = self._key_pairs.load_key_pair(assignment.certificate_id)
+            context = self._base_context()
+            self._load_from_memory(context, chain_pem, key_pem)
+        except (ssl.SSLError, OSError, ValueError) as error:
+            raise CertificateError(
+                f"failed to load the TLS client certificate {assignment.certificate_name} "
+                f"(id {assignment.certificate_id}) of tenant {assignment.tenant_id}: {error}; re-issue the certificate"
+            ) from error
+        except TenantTlsError as error:
+            raise CertificateError(
+                f"failed to load the TLS client certificate {assignment.certificate_name} "
+                f"(id {assignment.certificate_id}) of tenant {assignment.tenant_id}: {error}"
+            ) from error
+
+        self._warn_if_expired(assignment, chain_pem)
+        return context
+
+    def _legacy_context(self, assignment: Assignment) -> ssl.SSLContext:
+        context = self._base_context()
+        try:
+            context.load_cert_chain(self._legacy.chain, self._legacy.key)
+        except (ssl.SSLError, OSError) as error:
+            raise CertificateError(
+                f"failed to load the legacy TLS client certificate {self._legacy.name} for tenant "
+                f"{assignment.tenant_id} from {self._legacy.chain} and {self._legacy.key}: {error}; "
+                "check the legacy_certificate and legacy_key settings"
+            ) from error
+        return context
+
+    def _load_from_memory(self, context: ssl.SSLContext, chain_pem: bytes, key_pem: bytes) -> None:
+        with self._lock:
+            if self._folder is None:
+                self._folder = _private_folder()
+            folder = self._folder
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".pem") as handle:
+            os.chmod(handle.name, 0o600)
+            handle.write(key_pem + b"\n" + chain_pem)
+            handle.flush()
+            context.load_cert_chain(handle.name)
+
+    @staticmethod
+    def _warn_if_expired(assignment: Assignment, chain_pem: bytes) -> None:
+        not_after = _not_after(chain_pem)
+        if not_after is not None and not_after < datetime.now(timezone.utc):
+            logger.warning(
+                "relay certificate: expired tenant=%s certificate=%s not_after=%s; Exchange Online defers this mail",
+                assignment.tenant_id, assignment.certificate_name, not_after.isoformat(),
+            )
+
+    def close(self) -> None:
+        """Drop the cached contexts and remove the private key folder."""
+        with self._lock:
+            self._contexts.clear()
+            folder, self._folder = self._folder, None
+        if folder is not None:
+            for leftover in folder.iterdir():
+                leftover.unlink(missing_ok=True)
+            folder.rmdir()

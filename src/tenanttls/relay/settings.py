@@ -1,0 +1,124 @@
+"""Settings of the relay: where it listens, which certificates it presents, its limits.
+
+Sizes are in bytes and times in seconds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tenanttls.domain.names import validate_domain_name
+from tenanttls.errors import ConfigurationError, InvalidInput
+
+# Exchange Online's default maximum receive size for a mailbox (36 MB).
+DEFAULT_MAX_MESSAGE_SIZE = 36 * 1024 * 1024
+# Retry delays after the 1st, 2nd, ... deferral; the last one repeats until `max_queue_age`.
+DEFAULT_RETRY_SCHEDULE = (60.0, 300.0, 900.0, 1800.0, 3600.0)
+# Exchange Online keeps retrying a deferred message for 24 hours before it returns a DSN.
+DEFAULT_MAX_QUEUE_AGE = 24 * 3600.0
+SMTP_PORT = 25
+
+
+@dataclass(frozen=True)
+class LegacyCertificate:
+    """The certificate every customer shares before the upgrade (a relay setting, not a store row)."""
+
+    name: str
+    chain: Path  # PEM: the leaf, then the intermediates
+    key: Path  # PEM, unencrypted; the file must not be readable by others
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """Everything the relay needs except the store and the key store.
+
+    `smart_host` ("host:port") overrides every tenant's smart host, so that tests and
+    the demo deliver to the simulator. `smart_host_ca` is the CA bundle used to verify
+    smart hosts; None uses the system's trusted CAs.
+    """
+
+    queue_dir: Path
+    legacy: LegacyCertificate
+    tls_certificate: Path | None = None  # server certificate offered to tenants' outbound connectors
+    tls_key: Path | None = None
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 2525  # 0 lets the operating system choose
+    hostname: str = "relay.crossware.co.nz"  # the EHLO name, and the name in the loop-guard header
+    require_starttls: bool = True
+    allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_recipients: int = 100
+    max_messages_per_connection: int = 100
+    max_connections: int = 200
+    command_timeout: float = 300.0
+
+    smart_host: str | None = None
+    smart_host_ca: Path | None = None
+    delivery_concurrency: int = 32
+    connections_per_tenant: int = 2
+    reuse_connections: bool = True
+    idle_timeout: float = 30.0
+    messages_per_delivery_connection: int = 100
+    smtp_timeout: float = 60.0
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    max_queue_age: float = DEFAULT_MAX_QUEUE_AGE
+    assignment_max_age: float = 1.0  # a cached relay assignment is read again after this long
+    max_cached_contexts: int = 20_000
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_relay_settings(self)
+
+
+def validate_relay_settings(settings: RelaySettings) -> None:
+    """Raise `ConfigurationError` naming the first setting that is out of range."""
+    try:
+        validate_domain_name(settings.legacy.name, allow_wildcard=True, what="legacy certificate name")
+        validate_domain_name(settings.hostname, what="relay hostname")
+    except InvalidInput as error:
+        raise ConfigurationError(str(error)) from error
+
+    if (settings.tls_certificate is None) != (settings.tls_key is None):
+        raise ConfigurationError("set both tls_certificate and tls_key for the relay's STARTTLS, or neither")
+    if settings.require_starttls and settings.tls_certificate is None:
+        raise ConfigurationError("require_starttls is on but no tls_certificate is set; give the relay a server certificate")
+
+    for network in settings.allowed_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as error:
+            raise ConfigurationError(f"invalid allowed network {network!r}: {error}; use CIDR such as 10.0.0.0/8") from error
+
+    for name in ("max_message_size", "max_recipients", "max_messages_per_connection", "max_connections",
+                 "delivery_concurrency", "connections_per_tenant", "messages_per_delivery_connection",
+                 "max_cached_contexts"):
+        if getattr(settings, name) < 1:
+            raise ConfigurationError(f"invalid relay setting {name}={getattr(settings, name)}: use 1 or more")
+
+    if not settings.retry_schedule or any(delay <= 0 for delay in settings.retry_schedule):
+        raise ConfigurationError(f"invalid retry_schedule {settings.retry_schedule}: give one or more positive delays in seconds")
+    if settings.smart_host is not None:
+        parse_host_port(settings.smart_host)
+
+
+def parse_host_port(value: str, default_port: int = SMTP_PORT) -> tuple[str, int]:
+    """Split ``host``, ``host:port`` or ``[v6]:port`` into host and port."""
+    text = value.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+
+    if not host:
+        raise ConfigurationError(f"invalid smart host {value!r}: expected 'host' or 'host:port'")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigurationError(f"invalid port in smart host {value!r}: use 1-65535")
+    return host, int(port_text)
