@@ -1,9 +1,369 @@
-"""Commands of the engine component."""
+"""Commands of the upgrade engine: init, tenants, plan, upgrade, status, rollback, worker, history, demo.
+
+Each command parses its options, calls `tenanttls.migration.service` (or the
+worker, or the demo) and prints text, or JSON with ``--json``. Errors derived from
+`TenantTlsError` exit with the error's code (see `tenanttls.errors`):
+2 invalid input, 3 unknown tenant, 5 rejected by the safety gate, 6 wrong upgrade
+state, 10 store, 78 configuration.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from tenanttls import __version__
+from tenanttls.clock import SystemClock
+from tenanttls.config import Settings, load_settings
+from tenanttls.errors import InvalidInput
+from tenanttls.migration.safety import Overrides
+from tenanttls.migration.states import UpgradeState, progress
+from tenanttls.store.db import open_store
+
+logger = logging.getLogger(__name__)
+
+CONFIG_OPTION = typer.Option(None, "--config", "-c", help="TOML configuration file (table [tenanttls]).", exists=False)
+DATA_OPTION = typer.Option(None, "--data", "-d", help="Data folder; the default store is DATA/tenanttls.db.")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
+    return load_settings(config, data_dir=data)
+
+
+def _actor() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("init")(init)
+    tenants = typer.Typer(help="Add and list the customer tenants.", no_args_is_help=True)
+    tenants.command("import")(tenants_import)
+    tenants.command("list")(tenants_list)
+    app.add_typer(tenants, name="tenants")
+    app.command("plan")(plan)
+    app.command("upgrade")(upgrade)
+    app.command("status")(status)
+    app.command("rollback")(rollback)
+    app.command("worker")(worker)
+    app.command("history")(history)
+    app.command("demo")(demo)
+
+
+def init(config: Optional[Path] = CONFIG_OPTION, data: Optional[Path] = DATA_OPTION) -> None:
+    """Create the data folder and the store, or migrate an existing store to this version's schema."""
+    settings = _settings(config, data)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.database, create=True)
+    store.close()
+    typer.echo(f"store ready at schema revision {store.revision}: {settings.database}")
+
+
+def tenants_import(
+    file: Path = typer.Argument(..., help="CSV (header tenant_id,initial_domain,display_name) or JSON array of objects."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Add or update tenants from a file. The whole file is checked first; a bad line changes nothing."""
+    from tenanttls.migration.service import import_tenants
+
+    settings = _settings(config, data)
+    store = open_store(settings.database)
+    summary = import_tenants(
+        store, file, legacy_certificate_name=settings.legacy_certificate_name, now=SystemClock().now(), actor=_actor()
+    )
+    if as_json:
+        _print_json(summary.to_json())
+    else:
+        typer.echo(f"imported {file}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged")
+
+
+def tenants_list(
+    config: Optional[Path] = CONFIG_OPTION, data: Optional[Path] = DATA_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """List the tenants with their upgrade state."""
+    from tenanttls.migration.service import fleet_status
+
+    statuses = fleet_status(open_store(_settings(config, data).database))
+    if as_json:
+        _print_json([{"tenant_id": s.tenant.tenant_id, "initial_domain": s.tenant.initial_domain,
+                      "display_name": s.tenant.display_name, "state": s.upgrade.state} for s in statuses])
+        return
+    for item in statuses:
+        typer.echo(f"{item.tenant.tenant_id}  {item.tenant.initial_domain:<40} {item.upgrade.state:<16} {item.tenant.display_name}")
+
+
+def _override_options(
+    force_backup_overwrite: bool, allow_foreign_connector: bool, adopt_connector: bool,
+    legacy_connector: Optional[str], allow_disabled_connector: bool,
+) -> Overrides:
+    return Overrides(
+        force_backup_overwrite=force_backup_overwrite,
+        allow_foreign_connector=allow_foreign_connector,
+        adopt_connector=adopt_connector,
+        legacy_connector=legacy_connector,
+        allow_disabled_connector=allow_disabled_connector,
+    )
+
+
+FORCE_BACKUP = typer.Option(False, "--force-backup-overwrite", help="Replace an existing <Name>-BACKUP connector whose settings differ (a copy is stored first).")
+ALLOW_FOREIGN = typer.Option(False, "--allow-foreign-connector", help="Go on although a connector tenanttls did not create already names the unique certificate.")
+ADOPT = typer.Option(False, "--adopt-connector", help="Take over a connector tenanttls did not create that has the new connector's name.")
+LEGACY = typer.Option(None, "--legacy-connector", metavar="NAME", help="The connector to keep as the backup when several look like the legacy one.")
+ALLOW_DISABLED = typer.Option(False, "--allow-disabled-connector", help="Keep waiting for Microsoft support to enable a connector that Exchange created disabled.")
+
+
+def plan(
+    tenant: str = typer.Argument(..., help="Tenant id (GUID)."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+    force_backup_overwrite: bool = FORCE_BACKUP,
+    allow_foreign_connector: bool = ALLOW_FOREIGN,
+    adopt_connector: bool = ADOPT,
+    legacy_connector: Optional[str] = LEGACY,
+    allow_disabled_connector: bool = ALLOW_DISABLED,
+) -> None:
+    """Show what the upgrade would change in the tenant, field by field, without changing anything.
+
+    Exits with 5 when the safety gate rejects the plan.
+    """
+    from tenanttls.migration.observe import plan_for
+    from tenanttls.migration.wiring import build_context
+
+    settings = _settings(config, data)
+    overrides = _override_options(force_backup_overwrite, allow_foreign_connector, adopt_connector, legacy_connector, allow_disabled_connector)
+    context = build_context(settings)
+    try:
+        result = plan_for(context, tenant, overrides)
+    finally:
+        context.close()
+
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        typer.echo(f"plan for tenant {result.tenant_id}:")
+        for line in result.describe():
+            typer.echo(f"  {line}")
+    if not result.is_safe:
+        raise typer.Exit(5)
+
+
+def upgrade(
+    tenants: Optional[list[str]] = typer.Argument(None, help="Tenant ids (GUIDs) to upgrade."),
+    all_tenants: bool = typer.Option(False, "--all", help="Upgrade every tenant not yet completed."),
+    wave: Optional[int] = typer.Option(None, "--wave", min=1, metavar="SIZE", help="Start at most SIZE new upgrades (with --all or a list)."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+    force_backup_overwrite: bool = FORCE_BACKUP,
+    allow_foreign_connector: bool = ALLOW_FOREIGN,
+    adopt_connector: bool = ADOPT,
+    legacy_connector: Optional[str] = LEGACY,
+    allow_disabled_connector: bool = ALLOW_DISABLED,
+) -> None:
+    """Request the upgrade of tenants; a running 'tenanttls worker' carries it out.
+
+    A completed tenant is left alone (and says so). A tenant in needs_attention
+    resumes where it stopped, with the given override flags stored for it.
+    """
+    from tenanttls.migration.service import request_upgrades
+
+    if bool(tenants) == all_tenants:
+        raise InvalidInput("give tenant ids or --all, not both and not neither")
+    settings = _settings(config, data)
+    overrides = _override_options(force_backup_overwrite, allow_foreign_connector, adopt_connector, legacy_connector, allow_disabled_connector)
+    results = request_upgrades(
+        open_store(settings.database), None if all_tenants else tenants, wave=wave, overrides=overrides,
+        now=SystemClock().now(), actor=_actor(),
+    )
+    if as_json:
+        _print_json([result.to_json() for result in results])
+        return
+    for result in results:
+        typer.echo(f"{result.tenant_id}: {result.message} (state {result.state})")
+    if not results:
+        typer.echo("no tenant to upgrade")
+
+
+def status(
+    tenants: Optional[list[str]] = typer.Argument(None, help="Tenant ids; all tenants when omitted."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show the upgrade progress of tenants and a summary per state for the fleet."""
+    from tenanttls.migration.service import fleet_status
+
+    statuses = fleet_status(open_store(_settings(config, data).database), tenants or None)
+    counts: dict[str, int] = {}
+    for item in statuses:
+        counts[item.upgrade.state] = counts.get(item.upgrade.state, 0) + 1
+
+    if as_json:
+        _print_json({"tenants": [item.to_json() for item in statuses], "states": counts})
+        return
+
+    typer.echo(f"{'tenant':<36}  {'initial domain':<32} {'state':<16} {'step':<5} {'next attempt':<20} detail")
+    for item in statuses:
+        upgrade = item.upgrade
+        state = UpgradeState(upgrade.state)
+        step = f"{progress(state)}/9"
+        next_at = upgrade.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if upgrade.next_attempt_at else "-"
+        detail = upgrade.last_error or (f"grace until {upgrade.grace_until:%Y-%m-%d %H:%M:%S}" if state is UpgradeState.GRACE and upgrade.grace_until else "")
+        if not upgrade.requested and state is UpgradeState.AWAITING_CONSENT:
+            detail = "upgrade not requested"
+        typer.echo(f"{item.tenant.tenant_id:<36}  {item.tenant.initial_domain:<32} {state.value:<16} {step:<5} {next_at:<20} {detail}")
+    typer.echo("fleet: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())) if counts else "no tenants")
+
+
+def rollback(
+    tenant: str = typer.Argument(..., help="Tenant id (GUID)."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+    wait: bool = typer.Option(True, "--run/--no-run", help="Run the rollback now in this process (default), or leave it to the worker."),
+) -> None:
+    """Restore the tenant's original connector and switch the relay back to the shared certificate.
+
+    Works from any state. Exits with 6 for a tenant that was never upgraded.
+    """
+    from tenanttls.errors import UpgradeStateError
+    from tenanttls.migration.context import default_owner
+    from tenanttls.migration.service import request_rollback, run_now
+    from tenanttls.migration.wiring import build_context
+
+    settings = _settings(config, data)
+    result = request_rollback(open_store(settings.database), tenant, now=SystemClock().now(), actor=_actor())
+    reports = []
+    message = result.message
+    if wait and result.outcome == "requested":
+        context = build_context(settings)
+        try:
+            reports = run_now(context, result.tenant_id, default_owner())
+        except UpgradeStateError as error:
+            message += f"; {error}"
+        finally:
+            context.close()
+    final = reports[-1].state_after.value if reports else result.state
+    detail = reports[-1].detail if reports else ""
+
+    if as_json:
+        _print_json({**result.to_json(), "final_state": final, "detail": detail})
+    else:
+        typer.echo(f"{result.tenant_id}: {message}; state {final}{': ' + detail if detail else ''}")
+    if final == UpgradeState.NEEDS_ATTENTION.value:
+        raise typer.Exit(6)
+
+
+def worker(
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    concurrency: int = typer.Option(4, "--concurrency", "-n", min=1, help="Tenants processed at once."),
+    poll: float = typer.Option(1.0, "--poll", min=0.05, help="Seconds between looks for due tenants when idle."),
+    exit_when_idle: bool = typer.Option(False, "--exit-when-idle", help="Exit when no requested tenant is due or waiting (for scripts)."),
+    grace: Optional[str] = typer.Option(None, "--grace", help="Grace period before the switch, such as 24h or 5s (overrides the setting)."),
+) -> None:
+    """Run upgrades: claim due tenants with leases and run their steps until SIGTERM or Ctrl-C.
+
+    Several workers may share one PostgreSQL store; a crashed worker's tenants are
+    taken over when its leases expire. Logs every step with the tenant id (use -v).
+    """
+    from tenanttls.migration.wiring import build_context
+    from tenanttls.migration.worker import Worker
+
+    settings = _settings(config, data) if grace is None else load_settings(config, data_dir=data, grace=grace)
+    context = build_context(settings)
+    runner = Worker(context, concurrency=concurrency, poll_interval=poll)
+
+    def _stop(signum, _frame) -> None:
+        logger.warning("worker stopping: signal=%s; running steps finish first", signal.Signals(signum).name)
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    until = (lambda: _nothing_scheduled(context)) if exit_when_idle else None
+    try:
+        stats = runner.run(until=until)
+    finally:
+        context.close()
+    typer.echo(f"worker stopped: {stats.steps} steps, {stats.advances} state changes, {stats.retries} retries, {stats.stops} stopped for attention", err=True)
+
+
+def _nothing_scheduled(context) -> bool:
+    from tenanttls.store.upgrades import next_due_at
+
+    with context.store.engine.connect() as connection:
+        return next_due_at(connection) is None
+
+
+def history(
+    tenant: str = typer.Argument(..., help="Tenant id (GUID)."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show the tenant's audit trail: who changed what, before and after, when, under which run id."""
+    from tenanttls.migration.service import history as read_history
+
+    events = read_history(open_store(_settings(config, data).database), tenant)
+    if as_json:
+        _print_json([{"at": event.at.isoformat(), "actor": event.actor, "action": event.action, "step": event.step,
+                      "before": event.before, "after": event.after, "correlation_id": event.correlation_id,
+                      "detail": event.detail} for event in events])
+        return
+    for event in events:
+        change = ""
+        if event.before is not None or event.after is not None:
+            change = f" {json.dumps(event.before, default=str)} → {json.dumps(event.after, default=str)}"
+        detail = f" ({event.detail})" if event.detail else ""
+        typer.echo(f"{event.at:%Y-%m-%d %H:%M:%S} {event.actor} {event.action}{' [' + event.step + ']' if event.step else ''}{change}{detail}")
+
+
+def demo(
+    tenants: int = typer.Option(25, "--tenants", "-n", min=1, max=5000, help="Number of simulated tenants."),
+    grace: str = typer.Option("5s", "--grace", help="Grace period before each switch, such as 5s or 24h."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Data folder to create (must not exist or be empty); default: a new temporary folder."),
+    as_json: bool = JSON_OPTION,
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Tenants the worker processes at once."),
+    seed: int = typer.Option(1, "--seed", help="Seed for the generated tenants."),
+) -> None:
+    """Run the whole upgrade against the built-in simulator, with nothing to configure.
+
+    Creates a fresh data folder, starts the simulated Microsoft 365 with N tenants
+    (plus awkward ones: a foreign connector, one that never consents, a pre-existing
+    -BACKUP), consents for them, runs the worker with a short grace period, shows
+    progress on stderr and prints a report. Exits 0 only when every consenting
+    tenant completed.
+    """
+    from tenanttls.domain.durations import parse_duration
+    from tenanttls.migration.demo import DemoOptions, run_demo
+
+    report = run_demo(DemoOptions(tenants=tenants, grace=parse_duration(grace), data_dir=data,
+                                  concurrency=concurrency, seed=seed, version=__version__))
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for line in report.lines():
+            typer.echo(line)
+    if not report.success:
+        sys.exit(1)

@@ -1,0 +1,92 @@
+"""Build an `EngineContext` from settings: store, Microsoft clients, identities, certificates, DNS, prober."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tenanttls import __version__
+from tenanttls.clock import Clock, SystemClock
+from tenanttls.config import Settings
+from tenanttls.migration.context import EngineContext, EngineOptions, Prober
+from tenanttls.migration.prober import ConsistencyProber
+from tenanttls.store.db import Store, open_store
+
+
+def build_issuer(settings: Settings, publisher: Any, store: Store, clock: Clock) -> Any:
+    """Return the certificate issuer the settings name: the local CA in DATA/ca, or ACME."""
+    if settings.issuer_backend == "local-ca":
+        from tenanttls.certificates.local_ca import LocalCaIssuer
+
+        return LocalCaIssuer(settings.data_dir / "ca", lifetime=settings.certificate_lifetime, clock=clock)
+
+    from tenanttls.certificates.acme_issuer import AcmeAccounts, AcmeIssuer
+    from tenanttls.certificates.keystore import KeyStore
+
+    accounts = AcmeAccounts(store.engine, KeyStore.from_reference(settings.key_encryption_key), clock)
+    return AcmeIssuer(
+        settings.acme_directory,
+        publisher,
+        accounts,
+        settings.acme_ca_bundle or None,
+        profile=settings.acme_profile or None,
+        contact=settings.acme_contact or None,
+    )
+
+
+def build_context(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    options: EngineOptions | None = None,
+    prober: Prober | None = None,
+    verify: bool | str | Path | None = None,
+    transport_options: Any = None,
+) -> EngineContext:
+    """Return the engine's context for `settings`; close it when done.
+
+    Raises `ConfigurationError` when the app credentials or the key-encryption key are
+    not configured, and `StoreError` when the store is not initialised.
+    """
+    from tenanttls.certificates.identities import IdentityService
+    from tenanttls.certificates.keystore import KeyStore
+    from tenanttls.certificates.service import CertificateService
+    from tenanttls.clients import build_clients
+    from tenanttls.dns.publisher import build_publisher
+
+    clock = clock or SystemClock()
+    owned_store = store is None
+    store = store or open_store(settings.database)
+    if verify is None:
+        verify = settings.microsoft_ca_bundle or True
+
+    clients = build_clients(settings, verify=verify, clock=clock, transport_options=transport_options)
+    publisher = build_publisher(settings)
+    issuer = build_issuer(settings, publisher, store, clock)
+    certificates = CertificateService(
+        store.engine,
+        issuer,
+        KeyStore.from_reference(settings.key_encryption_key),
+        clock,
+        renewal_fraction=settings.renewal_fraction,
+        orders_per_hour=settings.orders_per_hour,
+    )
+    context = EngineContext(
+        store=store,
+        settings=settings,
+        clock=clock,
+        tokens=clients.tokens,
+        exchange=clients.exchange,
+        graph=clients.graph,
+        identities=IdentityService(store.engine, settings.provider_zone, clock),
+        certificates=certificates,
+        dns=publisher,
+        prober=prober or ConsistencyProber(store, settings.connector_name),
+        options=options or EngineOptions.from_settings(settings),
+        version=__version__,
+    )
+    context.closers.append(clients.close)
+    if owned_store:
+        context.closers.append(store.close)
+    return context
