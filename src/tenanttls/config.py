@@ -63,7 +63,7 @@ class Settings:
     renewal_fraction: float = 1 / 3
     orders_per_hour: int = 300
 
-    portal_url: str = "http://127.0.0.1:8080"  # the portal's address as browsers see it; redirect URIs derive from it
+    portal_url: str = ""  # the portal's address as browsers see it (redirect URIs derive from it); empty: http://HOST:PORT
     portal_session_secret: str = ""  # secret reference to the cookie-signing key; empty: DATA/portal-session.key
     provider_tenant_id: str = ""  # the provider's own tenant, where operators sign in; empty: no operator sign-in
     portal_operator_role: str = "Portal.Operator"  # the app role operators hold in the provider's tenant
