@@ -100,6 +100,9 @@ def error_for(response: httpx.Response, *, tenant: str, cmdlet: str) -> Microsof
     detail = f": {parsed.text}" if parsed else f" ({body_snippet(response)})"
 
     if status == 401:
+        diagnostics = response.headers.get("x-ms-diagnostics")
+        if parsed is None and diagnostics:  # Exchange explains a rejected token in this header
+            detail = f" ({diagnostics[:200]})"
         if _CONSENT_TEXT.search(response.text + response.headers.get("WWW-Authenticate", "")):
             return ConsentRequired(
                 f"Exchange rejected the app's token for tenant {tenant}{detail}; ask the tenant's admin to grant "
