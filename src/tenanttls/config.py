@@ -68,6 +68,17 @@ class Settings:
     provider_tenant_id: str = ""  # the provider's own tenant, where operators sign in; empty: no operator sign-in
     portal_operator_role: str = "Portal.Operator"  # the app role operators hold in the provider's tenant
 
+    relay_listen: str = "127.0.0.1:2525"  # host:port where tenants' outbound connectors deliver to the relay
+    relay_hostname: str = "relay.crossware.co.nz"  # the relay's EHLO name and the name in its loop-guard header
+    relay_tls_certificate: str = ""  # PEM server certificate the relay offers with STARTTLS
+    relay_tls_key: str = ""  # path of its private key (PEM)
+    legacy_certificate: str = ""  # PEM chain of the shared client certificate (legacy_certificate_name)
+    legacy_key: str = ""  # path of its private key (PEM)
+    relay_queue_dir: str = ""  # empty: DATA/relay-queue
+    relay_smart_host: str = ""  # host:port that receives every tenant's mail (the simulator); empty: each tenant's own
+    relay_smart_host_ca: str = ""  # CA bundle that verifies smart hosts; empty: the system store
+    relay_allowed_networks: str = "127.0.0.0/8,::1/128"  # comma-separated CIDR blocks the relay accepts mail from
+
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
