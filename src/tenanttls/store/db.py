@@ -143,6 +143,7 @@ def open_store(url: str, *, create: bool = False) -> Store:
     initialised (and `create` is false), or when it is at a revision this version
     does not know, such as one written by a newer tenanttls.
     """
+    _check_sqlite_file(url, create=create)
     engine = create_store_engine(url)
     try:
         revision = _check_or_migrate(engine, url, create=create)
@@ -153,6 +154,19 @@ def open_store(url: str, *, create: bool = False) -> Store:
         engine.dispose()
         raise
     return Store(url=url, engine=engine, revision=revision)
+
+
+def _check_sqlite_file(url: str, *, create: bool) -> None:
+    """Raise `StoreError` for a missing SQLite file unless `create`, so that a typo creates no file."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # create_store_engine reports the invalid URL
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or create or not database or database == ":memory:":
+        return
+    if not Path(database).exists():
+        raise StoreError(f"the database {database} does not exist; run 'tenanttls init' (or check --data and database_url)")
 
 
 def _check_or_migrate(engine: Engine, url: str, *, create: bool) -> str:
