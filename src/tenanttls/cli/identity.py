@@ -1,9 +1,214 @@
-"""Commands of the identity component."""
+"""Commands of the identity component: ``identity show``, ``identity renew`` and ``dns serve``."""
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+from sqlalchemy import select
+
+from tenanttls.certificates import repository
+from tenanttls.certificates.identities import IdentityService
+from tenanttls.clock import SystemClock
+from tenanttls.config import Settings, load_settings
+from tenanttls.domain.names import is_guid, validate_tenant
+from tenanttls.errors import NotFoundError
+from tenanttls.store.db import open_store
+from tenanttls.store.schema import tenants
+
+CONFIG_OPTION = typer.Option(None, "--config", "-c", help="TOML configuration file (table \\[tenanttls]).")
+DATA_OPTION = typer.Option(None, "--data", "-d", help="Data folder; the default store is DATA/tenanttls.db.")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+_LOCAL_CA_NOTE = "local-ca certificates are for the demo and tests only; Exchange Online does not trust them"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    identity = typer.Typer(help="Show and renew tenants' unique certificate names.", no_args_is_help=True)
+    identity.command("show")(show)
+    identity.command("renew")(renew)
+    app.add_typer(identity, name="identity")
+
+    dns = typer.Typer(help="The built-in DNS server for the provider's zone.", no_args_is_help=True)
+    dns.command("serve")(serve)
+    app.add_typer(dns, name="dns")
+
+
+def show(
+    tenant: str = typer.Argument(..., help="Tenant id (GUID) or initial domain (contoso.onmicrosoft.com)."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Print the tenant's unique label and name, and its active certificate's serial and expiry."""
+    settings = _settings(config, data)
+    store = open_store(settings.database)
+    try:
+        tenant_id = _tenant_id(store.engine, tenant)
+        identity = IdentityService(store.engine, settings.provider_zone, SystemClock()).get(tenant_id)
+        with store.engine.connect() as connection:
+            certificate = repository.find_active(connection, tenant_id)
+    finally:
+        store.close()
+
+    details = _details(identity, certificate, SystemClock().now())
+    if as_json:
+        typer.echo(json.dumps(details, indent=2))
+        return
+
+    for key, value in details.items():
+        typer.echo(f"{key.replace('_', ' ')}: {'-' if value is None else value}")
+    if certificate is not None and certificate.backend == "local-ca":
+        typer.echo(f"note: {_LOCAL_CA_NOTE}", err=True)
+
+
+def renew(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the certificates due for renewal; order nothing."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Order at most this many certificates."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Renew every certificate inside its renewal window, keeping each tenant's name.
+
+    The renewal window is the last renewal_fraction of a certificate's lifetime (a third by default).
+
+    Orders are spread by orders_per_hour, and the rest wait for the next run.
+
+    The relay switches to a renewed certificate at once.
+
+    With issuer_backend 'local-ca' the certificates are for the demo and tests only: Exchange Online does not trust them.
+    """
+    from tenanttls.certificates.factory import build_certificate_service
+    from tenanttls.dns.publisher import build_publisher
+
+    settings = _settings(config, data)
+    store = open_store(settings.database)
+    try:
+        service = build_certificate_service(settings, store.engine, build_publisher(settings), SystemClock())
+        report = service.renew_due(limit, dry_run=dry_run)
+    finally:
+        store.close()
+
+    if as_json:
+        typer.echo(json.dumps(_report_json(report, dry_run), indent=2, default=str))
+    else:
+        _print_report(report, dry_run)
+    if report.failed:
+        raise typer.Exit(8)
+
+
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on; default: the host of dns_server."),
+    port: Optional[int] = typer.Option(None, "--port", help="UDP and TCP port; default: the port of dns_server."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+) -> None:
+    """Serve the provider's zone from the store and accept RFC 2136 updates until stopped (Ctrl-C).
+
+    Updates must be signed with the TSIG key in dns_tsig_key when it is set.
+    """
+    from tenanttls.dns.publisher import parse_server
+    from tenanttls.dns.server import BuiltinDnsServer
+    from tenanttls.dns.tsig import TsigKey
+
+    settings = _settings(config, data)
+    default_host, default_port = parse_server(settings.dns_server)
+    tsig = TsigKey.from_reference(settings.dns_tsig_key) if settings.dns_tsig_key else None
+    store = open_store(settings.database)
+
+    stopped = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stopped.set())
+
+    server = BuiltinDnsServer(
+        store.engine, settings.provider_zone, host=host or default_host, port=default_port if port is None else port, tsig=tsig
+    )
+    try:
+        server.start()
+        signing = f"TSIG key {tsig.name}" if tsig else "no TSIG key (unsigned updates accepted)"
+        typer.echo(f"serving zone {server.zone} on {server.address} (UDP and TCP), updates with {signing}", err=True)
+        stopped.wait()
+    finally:
+        server.stop()
+        store.close()
+
+
+def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
+    return load_settings(config, data_dir=data)
+
+
+def _tenant_id(engine, tenant: str) -> str:
+    """Return the tenant id for a GUID or a tenant's initial domain."""
+    reference = validate_tenant(tenant)
+    if is_guid(reference):
+        return reference
+
+    with engine.connect() as connection:
+        tenant_id = connection.execute(
+            select(tenants.c.tenant_id).where(tenants.c.initial_domain == reference)
+        ).scalar_one_or_none()
+    if tenant_id is None:
+        raise NotFoundError(f"tenant {reference} is not in the store; list tenants with 'tenanttls tenants list'")
+    return tenant_id
+
+
+def _details(identity, certificate, now: datetime) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "tenant_id": identity.tenant_id,
+        "label": identity.label,
+        "name": identity.name,
+        "released_at": identity.released_at.isoformat() if identity.released_at else None,
+        "certificate_serial": None,
+        "not_after": None,
+        "days_left": None,
+        "backend": None,
+    }
+    if certificate is not None:
+        details["certificate_serial"] = certificate.serial
+        details["not_after"] = certificate.not_after.isoformat()
+        details["days_left"] = (certificate.not_after - now).days
+        details["backend"] = certificate.backend
+    return details
+
+
+def _report_json(report, dry_run: bool) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run,
+        "due": [_due_json(certificate) for certificate in report.due],
+        "renewed": [vars(renewal) for renewal in report.renewed],
+        "failed": [vars(failure) for failure in report.failed],
+        "deferred": [_due_json(certificate) for certificate in report.deferred],
+    }
+
+
+def _due_json(certificate) -> dict[str, Any]:
+    return {
+        "tenant_id": certificate.tenant_id,
+        "name": certificate.name,
+        "certificate_id": certificate.id,
+        "not_after": certificate.not_after.isoformat(),
+    }
+
+
+def _print_report(report, dry_run: bool) -> None:
+    typer.echo(f"due for renewal: {len(report.due)}")
+    if dry_run:
+        deferred_ids = {certificate.id for certificate in report.deferred}
+        for certificate in report.due:
+            when = "later (order limit)" if certificate.id in deferred_ids else "this run"
+            typer.echo(f"  {certificate.name} tenant={certificate.tenant_id} not_after={certificate.not_after:%Y-%m-%d} renew={when}")
+        return
+
+    for renewal in report.renewed:
+        typer.echo(f"  renewed {renewal.name} tenant={renewal.tenant_id} not_after={renewal.not_after:%Y-%m-%d}")
+    for failure in report.failed:
+        typer.echo(f"  failed {failure.name} tenant={failure.tenant_id}: {failure.error}", err=True)
+    if report.deferred:
+        typer.echo(f"  deferred to a later run (orders_per_hour): {len(report.deferred)}")

@@ -1,0 +1,153 @@
+"""The identity commands, run as a user runs them: the CLI in a child process on a real store."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert
+
+from tenanttls.certificates.identities import IdentityService
+from tenanttls.certificates.keystore import KeyStore
+from tenanttls.certificates.local_ca import LocalCaIssuer
+from tenanttls.certificates.service import CertificateService
+from tenanttls.clock import ManualClock, SystemClock
+from tenanttls.dns.publisher import lookup_txt
+from tenanttls.store.db import open_store
+from tenanttls.store.schema import tenants
+from tests.fixtures.dns import free_port
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+KEY = bytes(range(32))
+
+
+def tenanttls(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from tenanttls.cli import main; main()", *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+    )
+
+
+@pytest.fixture
+def environment():
+    return {"TEST_KEK": base64.b64encode(KEY).decode(), "TENANTTLS_KEY_ENCRYPTION_KEY": "env:TEST_KEK"}
+
+
+def _make_data(folder, issued_days_ago: int):
+    """Create a store with one tenant, its identity and a local-CA certificate issued `issued_days_ago`."""
+    store = open_store(f"sqlite:///{folder / 'tenanttls.db'}", create=True)
+    clock = ManualClock(SystemClock().now() - timedelta(days=issued_days_ago))
+    with store.engine.begin() as connection:
+        connection.execute(
+            insert(tenants).values(tenant_id=TENANT, initial_domain="contoso.onmicrosoft.com", created_at=clock.now())
+        )
+    name = IdentityService(store.engine, "crosswaretls.com", clock).allocate(TENANT).name
+    issuer = LocalCaIssuer(folder / "ca", lifetime=timedelta(days=90), clock=clock)
+    CertificateService(store.engine, issuer, KeyStore(KEY), clock).ensure_certificate(TENANT, name)
+    store.close()
+    return folder
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A data folder whose store has one tenant with an identity and a fresh local-CA certificate."""
+    return _make_data(tmp_path / "data", issued_days_ago=0)
+
+
+def test_show_prints_name_and_certificate(data, environment):
+    result = tenanttls("identity", "show", TENANT, "--data", str(data), env=environment)
+
+    assert result.returncode == 0, result.stderr
+    assert ".crosswaretls.com" in result.stdout
+    assert "certificate serial: " in result.stdout
+    assert "days left: 89" in result.stdout
+    assert "Exchange Online does not trust them" in result.stderr
+
+
+def test_show_json_by_initial_domain(data, environment):
+    result = tenanttls("identity", "show", "contoso.onmicrosoft.com", "--json", "--data", str(data), env=environment)
+
+    details = json.loads(result.stdout)
+    assert details["tenant_id"] == TENANT
+    assert details["name"] == f"{details['label']}.crosswaretls.com"
+    assert len(details["label"]) == 26
+    assert details["days_left"] == 89
+    assert details["backend"] == "local-ca"
+
+
+def test_show_unknown_tenant(data, environment):
+    result = tenanttls("identity", "show", "0b6e3f4a-2c1d-4e5f-8a9b-0c1d2e3f4a5b", "--data", str(data), env=environment)
+
+    assert result.returncode == 3
+    assert "has no unique identity yet" in result.stderr
+
+
+def test_show_never_prints_key(data, environment):
+    result = tenanttls("identity", "show", TENANT, "--json", "--data", str(data), env=environment)
+
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+
+def test_renew_dry_run_nothing_due(data, environment):
+    result = tenanttls("identity", "renew", "--dry-run", "--json", "--data", str(data), env=environment)
+
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert report["due"] == []
+    assert report["renewed"] == []
+
+
+def test_renew_due_certificate(tmp_path, environment):
+    data = _make_data(tmp_path / "data", issued_days_ago=80)
+
+    result = tenanttls("identity", "renew", "--json", "--data", str(data), env=environment)
+
+    report = json.loads(result.stdout)
+    details = json.loads(tenanttls("identity", "show", TENANT, "--json", "--data", str(data), env=environment).stdout)
+    assert result.returncode == 0, result.stderr
+    assert len(report["renewed"]) == 1
+    assert report["renewed"][0]["tenant_id"] == TENANT
+    assert details["days_left"] == 89
+
+
+def test_renew_dry_run_lists_due(tmp_path, environment):
+    data = _make_data(tmp_path / "data", issued_days_ago=80)
+
+    result = tenanttls("identity", "renew", "--dry-run", "--data", str(data), env=environment)
+    details = json.loads(tenanttls("identity", "show", TENANT, "--json", "--data", str(data), env=environment).stdout)
+
+    assert "due for renewal: 1" in result.stdout
+    assert "renew=this run" in result.stdout
+    assert details["days_left"] == 9
+
+
+def test_renew_without_key_encryption_key(data):
+    result = tenanttls("identity", "renew", "--data", str(data), env={"TENANTTLS_KEY_ENCRYPTION_KEY": ""})
+
+    assert result.returncode == 78
+    assert "key_encryption_key is not set" in result.stderr
+
+
+def test_dns_serve_answers_and_stops(data, environment):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from tenanttls.cli import main; main()", "dns", "serve", "--port", str(port),
+         "--data", str(data)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, **environment},
+    )
+    try:
+        banner = process.stderr.readline()
+        values = lookup_txt("127.0.0.1", port, "missing.crosswaretls.com")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+    assert f"serving zone crosswaretls.com on 127.0.0.1:{port}" in banner
+    assert values == []
+    assert process.returncode == 0
