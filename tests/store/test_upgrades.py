@@ -200,3 +200,13 @@ def test_postgres_claims_disjoint(postgres_store):
     everything = [tenant_id for taken in results.values() for tenant_id in taken]
     assert sorted(everything) == sorted(set(everything))
     assert len(everything) == 30
+
+
+def test_next_claimable_skips_leased(store):
+    ids = _add_tenants(store, 2)
+    repo.claim_due(store, "w1", NOW, LEASE, 1)
+    with store.write() as connection:
+        repo.update_upgrade(connection, ids[1], owner=None, next_attempt_at=NOW + timedelta(minutes=10))
+        claimable = repo.next_claimable_at(connection, NOW)
+
+    assert claimable == NOW + LEASE

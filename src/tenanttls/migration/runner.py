@@ -168,7 +168,9 @@ def _commit(
             report = StepReport(tenant_id, state, outcome.to, "advance", outcome.detail, calls, next_at is not None and next_at <= now)
 
         elif isinstance(outcome, Wait):
-            update_upgrade(connection, tenant_id, owner=owner, expected_state=state.value, next_attempt_at=outcome.until)
+            update_upgrade(
+                connection, tenant_id, owner=owner, expected_state=state.value, next_attempt_at=outcome.until, last_error=None
+            )
             report = StepReport(tenant_id, state, state, "wait", outcome.reason, calls, outcome.until <= now)
 
         elif isinstance(outcome, Retry):

@@ -19,7 +19,7 @@ from typing import Callable
 
 from tenanttls.migration.context import EngineContext, default_owner
 from tenanttls.migration.runner import StepReport, run_step
-from tenanttls.store.upgrades import LeaseLost, claim_due, next_due_at, release_lease
+from tenanttls.store.upgrades import LeaseLost, claim_due, next_claimable_at, release_lease
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Worker:
         """Sleep until the next due time, a finished tenant, a wake-up or the poll interval."""
         timeout = self.poll_interval
         with self.context.store.engine.connect() as connection:
-            due = next_due_at(connection)
+            due = next_claimable_at(connection, self.context.clock.now())
         if due is not None:
             seconds = (due - self.context.clock.now()).total_seconds()
             timeout = max(0.0, min(timeout, seconds))

@@ -121,6 +121,24 @@ def next_due_at(connection: Connection) -> datetime | None:
     ).scalar_one_or_none()
 
 
+def next_claimable_at(connection: Connection, now: datetime) -> datetime | None:
+    """Return when the next upgrade becomes claimable: due and not leased, or its lease expired.
+
+    Upgrades leased to a live worker count from their lease expiry, so a worker
+    does not wake up again and again for tenants that another thread is running.
+    """
+    scheduled = and_(upgrades.c.requested.is_(True), upgrades.c.next_attempt_at.is_not(None))
+    free = or_(upgrades.c.lease_owner.is_(None), upgrades.c.lease_expires_at <= now)
+    unleased = connection.execute(
+        select(func.min(upgrades.c.next_attempt_at)).where(scheduled, free)
+    ).scalar_one_or_none()
+    leased = connection.execute(
+        select(func.min(upgrades.c.lease_expires_at)).where(scheduled, ~free)
+    ).scalar_one_or_none()
+    candidates = [moment for moment in (unleased, leased) if moment is not None]
+    return min(candidates) if candidates else None
+
+
 def _claimable(now: datetime):
     return and_(
         upgrades.c.requested.is_(True),
