@@ -1,0 +1,57 @@
+"""The Starlette application: every route of the simulated Microsoft hosts and of the inspection API.
+
+One listener stands for ``login.microsoftonline.com`` (identity), ``graph.microsoft.com``
+(``/v1.0/domains``) and ``outlook.office365.com`` (``/adminapi/``); the inspection API lives
+under ``/_simulator/``, a prefix no Microsoft host uses.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tenanttls.simulator import graph, identity, inspection
+from tenanttls.simulator.exchange import api as exchange_api
+from tenanttls.simulator.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> Response:
+    """Answer an exception that escaped a handler with a JSON 500; the server keeps running."""
+    logger.error("simulator error: path=%s error=%r", request.url.path, error, exc_info=error)
+    return JSONResponse({"error": {"code": "InternalServerError", "message": "An internal server error occurred."}}, status_code=500)
+
+
+def build_app(services: Services) -> Starlette:
+    """Return the simulator's ASGI application bound to `services`."""
+    routes = [
+        *inspection.ROUTES,
+        # Microsoft Graph
+        Route("/v1.0/domains", graph.list_domains, methods=["GET"]),
+        Route("/v1.0/domains", graph.create_domain, methods=["POST"]),
+        Route("/v1.0/domains/{domain}", graph.get_domain, methods=["GET"]),
+        Route("/v1.0/domains/{domain}", graph.delete_domain, methods=["DELETE"]),
+        Route("/v1.0/domains/{domain}/verificationDnsRecords", graph.verification_records, methods=["GET"]),
+        Route("/v1.0/domains/{domain}/verify", graph.verify_domain, methods=["POST"]),
+        # Exchange Online admin API
+        Route("/adminapi/beta/{tenant}/InvokeCommand", exchange_api.invoke_command, methods=["POST"]),
+        Route("/adminapi/v1.0/{tenant}/InvokeCommand", exchange_api.invoke_command_v1, methods=["POST"]),
+        # Microsoft identity platform
+        Route("/common/discovery/instance", identity.instance_discovery, methods=["GET"]),
+        Route("/common/discovery/v2.0/keys", identity.keys, methods=["GET"]),
+        Route("/common/discovery/keys", identity.keys, methods=["GET"]),
+        Route("/{tenant}/discovery/v2.0/keys", identity.keys, methods=["GET"]),
+        Route("/{tenant}/v2.0/.well-known/openid-configuration", identity.openid_configuration, methods=["GET"]),
+        Route("/{tenant}/oauth2/v2.0/token", identity.token, methods=["POST"]),
+        Route("/{tenant}/oauth2/v2.0/token", identity.token_get, methods=["GET"]),
+        Route("/{tenant}/adminconsent", identity.admin_consent, methods=["GET"]),
+        Route("/{tenant}/v2.0/adminconsent", identity.admin_consent, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={Exception: _unexpected_error})
+    app.state.services = services
+    return app

@@ -1,0 +1,1 @@
+"""The simulated Exchange Online admin API (``POST /adminapi/beta/{tenant}/InvokeCommand``)."""

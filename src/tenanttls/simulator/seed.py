@@ -1,0 +1,328 @@
+"""The seed format: a JSON document that registers the provider app and creates tenants.
+
+::
+
+    {
+      "app": {"client_id": GUID, "display_name": str, "certificates": [PEM, ...],
+              "redirect_uris": [URL, ...], "permissions": ["Exchange.ManageAsApp", "Domain.ReadWrite.All"]},
+      "tenants": [{
+          "tenant_id": GUID, "initial_domain": "contoso.onmicrosoft.com", "display_name": str,
+          "accepted_domains": ["contoso.com", {"DomainName": "mail.contoso.com", "DomainType": "InternalRelay",
+                                               "Default": false, "MatchSubDomains": false}],
+          "inbound_connectors": [Get-InboundConnector field dicts, each with at least Name],
+          "outbound_connectors": [Get-OutboundConnector field dicts], "transport_rules": [Get-TransportRule field dicts],
+          "consent": {"granted": bool, "permissions": [...]}, "consent_decision": "accept" | "deny",
+          "app_roles": ["Exchange Administrator" or a role template id, ...],
+          "connectors_created_disabled": bool,
+          "delays": {"accepted_domain_seconds": ..., "connector_seconds": ..., "consent_seconds": ...},
+          "faults": {see settings.DEFAULT_FAULTS}
+      }],
+      "settings": {"delays": {...}, "faults": {...}, "page_size": int, "token_lifetime_seconds": int}
+    }
+
+Every key except `tenant_id` and `initial_domain` (per tenant) and `client_id` (for the app)
+is optional. docs/simulator.md has a complete example.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from cryptography import x509
+
+from tenanttls.domain.names import is_guid, validate_domain_name, validate_tenant_id
+from tenanttls.errors import InvalidInput
+from tenanttls.simulator import catalog, tenants
+from tenanttls.simulator.exchange.configuration import complete_outbound_connector, complete_transport_rule
+from tenanttls.simulator.exchange.connectors import seed_connector
+from tenanttls.simulator.exchange.context import CmdletContext
+from tenanttls.simulator.exchange.errors import CmdletError
+from tenanttls.simulator.settings import apply_overrides, validate_delays, validate_faults
+from tenanttls.simulator.state import SimulatorState
+from tenanttls.simulator.tokens import certificate_thumbprints
+
+logger = logging.getLogger(__name__)
+
+TENANT_KEYS = {
+    "tenant_id",
+    "initial_domain",
+    "display_name",
+    "accepted_domains",
+    "inbound_connectors",
+    "outbound_connectors",
+    "transport_rules",
+    "consent",
+    "consent_decision",
+    "app_roles",
+    "connectors_created_disabled",
+    "delays",
+    "faults",
+}
+APP_KEYS = {"client_id", "display_name", "certificate", "certificates", "redirect_uris", "permissions"}
+
+
+def read_seed(path: Path) -> dict[str, Any]:
+    """Return the seed document in the JSON file at `path`; raise InvalidInput naming the file when it is not JSON."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidInput(f"cannot read seed file {path}: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"seed file {path} is not valid JSON: {error}") from error
+
+    if not isinstance(document, dict):
+        raise InvalidInput(f"seed file {path} must contain a JSON object with 'app' and 'tenants'")
+    return document
+
+
+def apply_seed(state: SimulatorState, seed: Mapping[str, Any], *, replace: bool = False, skip_existing: bool = False) -> list[str]:
+    """Register the seed's app, apply its settings and add its tenants; return the ids of the tenants added.
+
+    Everything is checked before anything is stored. An existing tenant is an error unless
+    `replace` (overwrite it) or `skip_existing` (keep it as it is, as on a restart) is set.
+    """
+    if not isinstance(seed, Mapping):
+        raise InvalidInput("the seed must be a JSON object with 'app', 'tenants' and optional 'settings'")
+    unknown = sorted(set(seed) - {"app", "tenants", "settings"})
+    if unknown:
+        raise InvalidInput(f"unknown seed key(s) {', '.join(unknown)}: valid keys are app, tenants, settings")
+
+    app = parse_app(seed["app"]) if seed.get("app") is not None else state.app
+    permissions = list(app["permissions"]) if app else list(catalog.DEFAULT_APP_PERMISSIONS)
+    specs = seed.get("tenants") or []
+    if not isinstance(specs, list):
+        raise InvalidInput("'tenants' in the seed must be a list of tenant objects")
+
+    now = state.clock.now()
+    documents = _build_tenants(state, specs, now=now, permissions=permissions, replace=replace or skip_existing)
+    if seed.get("settings") is not None:
+        state.update_settings(seed["settings"])
+    if seed.get("app") is not None and app is not None:
+        state.set_app(app)
+
+    added = []
+    for document in documents:
+        if skip_existing and document["tenant_id"] in state.tenant_ids():
+            continue
+        state.add_tenant(document, replace=replace)
+        added.append(document["tenant_id"])
+    return added
+
+
+def _build_tenants(
+    state: SimulatorState, specs: list[Any], *, now: datetime, permissions: list[str], replace: bool
+) -> list[dict[str, Any]]:
+    codes = set(state.verification_codes())
+    documents = []
+    seen: set[str] = set()
+    for spec in specs:
+        document = build_tenant(spec, now=now, app_permissions=permissions, codes_taken=codes)
+        if document["tenant_id"] in seen:
+            raise InvalidInput(f"tenant {document['tenant_id']} appears twice in the seed")
+        if document["tenant_id"] in state.tenant_ids() and not replace:
+            raise InvalidInput(f"tenant {document['tenant_id']} already exists in the simulator; seed with replace")
+        seen.add(document["tenant_id"])
+        codes.update(entry["verificationCode"] for entry in document["domains"].values())
+        documents.append(document)
+    return documents
+
+
+def parse_app(spec: Any) -> dict[str, Any]:
+    """Return the provider app registration from its seed form, with certificate thumbprints computed."""
+    if not isinstance(spec, Mapping):
+        raise InvalidInput("'app' in the seed must be an object with client_id and certificates")
+    _reject_unknown("app", spec, APP_KEYS)
+
+    client_id = spec.get("client_id")
+    if not _is_text(client_id) or not is_guid(client_id.strip().lower()):
+        raise InvalidInput(f"invalid app client_id {client_id!r}: expected a GUID such as 0e5a8c3b-6f1d-4d2a-9b7e-2c4f8a1d3e5b")
+    client_id = client_id.strip().lower()
+
+    pems = spec.get("certificates") or ([spec["certificate"]] if spec.get("certificate") else [])
+    if not isinstance(pems, list) or not pems:
+        raise InvalidInput("the app in the seed needs 'certificates': a list of PEM certificates (the public part only)")
+
+    redirect_uris = spec.get("redirect_uris", [])
+    if not isinstance(redirect_uris, list) or not all(_is_text(uri) for uri in redirect_uris):
+        raise InvalidInput("'redirect_uris' of the app must be a list of URLs")
+
+    return {
+        "client_id": client_id,
+        "display_name": str(spec.get("display_name") or "tenanttls provider app"),
+        "certificates": [_parse_certificate(pem) for pem in pems],
+        "redirect_uris": list(redirect_uris),
+        "permissions": _permissions(spec.get("permissions", list(catalog.DEFAULT_APP_PERMISSIONS))),
+    }
+
+
+def _parse_certificate(pem: Any) -> dict[str, str]:
+    if not _is_text(pem):
+        raise InvalidInput("each app certificate must be a PEM string starting with -----BEGIN CERTIFICATE-----")
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as error:
+        raise InvalidInput(f"invalid app certificate: {error}; give the PEM of the public certificate") from error
+
+    sha1, sha256 = certificate_thumbprints(certificate)
+    return {
+        "pem": pem,
+        "sha1": sha1,
+        "sha256": sha256,
+        "not_before": tenants.iso(certificate.not_valid_before_utc),
+        "not_after": tenants.iso(certificate.not_valid_after_utc),
+    }
+
+
+def _permissions(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(_is_text(item) for item in value):
+        raise InvalidInput(f"invalid permissions {value!r}: expected a list such as ['Exchange.ManageAsApp']")
+    return list(dict.fromkeys(item.strip() for item in value))
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _reject_unknown(what: str, spec: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise InvalidInput(f"unknown {what} key(s) {', '.join(unknown)}: valid keys are {', '.join(sorted(known))}")
+
+
+def build_tenant(
+    spec: Any, *, now: datetime, app_permissions: list[str], codes_taken: set[str] | None = None
+) -> dict[str, Any]:
+    """Return a tenant document (see `tenants`) from its seed form; raise InvalidInput naming the bad value."""
+    if not isinstance(spec, Mapping):
+        raise InvalidInput(f"each tenant in the seed must be an object, got {spec!r:.80}")
+    _reject_unknown("tenant", spec, TENANT_KEYS)
+
+    tenant_id = validate_tenant_id(spec.get("tenant_id"))
+    initial = validate_domain_name(spec.get("initial_domain"), what="initial domain")
+    if not initial.endswith(".onmicrosoft.com"):
+        raise InvalidInput(f"invalid initial domain {initial!r} of tenant {tenant_id}: it must end in .onmicrosoft.com")
+
+    document: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "initial_domain": initial,
+        "display_name": str(spec.get("display_name") or initial.split(".")[0].capitalize()),
+        "consent": _consent(spec, app_permissions, now),
+        "app_roles": parse_app_roles(spec.get("app_roles", []), tenant_id),
+        "connectors_created_disabled": bool(spec.get("connectors_created_disabled", False)),
+        "delays": apply_overrides({}, validate_delays(spec.get("delays", {}))),
+        "faults": apply_overrides({}, validate_faults(spec.get("faults", {}))),
+        "domains": _domains(spec, tenant_id, initial, now, set(codes_taken or ())),
+        "inbound_connectors": [],
+        "outbound_connectors": [],
+        "transport_rules": [],
+    }
+
+    context = CmdletContext(state=None, tenant_id=tenant_id, initial_domain=initial, now=now, delays={})  # type: ignore[arg-type]
+    _add_connectors(document, context, spec)
+    return document
+
+
+def _consent(spec: Mapping[str, Any], app_permissions: list[str], now: datetime) -> dict[str, Any]:
+    given = spec.get("consent", {"granted": False})
+    if isinstance(given, bool):
+        given = {"granted": given}
+    if not isinstance(given, Mapping) or not isinstance(given.get("granted", False), bool):
+        raise InvalidInput(f"invalid consent {given!r}: expected {{'granted': true or false, 'permissions': [...]}}")
+
+    granted = given.get("granted", False)
+    decision = spec.get("consent_decision", "accept")
+    if decision not in ("accept", "deny"):
+        raise InvalidInput(f"invalid consent_decision {decision!r}: expected 'accept' or 'deny'")
+    return {
+        "granted": granted,
+        "granted_at": tenants.iso(now) if granted else None,
+        "permissions": _permissions(given.get("permissions", app_permissions)) if granted else [],
+        "decision": decision,
+    }
+
+
+def parse_app_roles(value: Any, tenant_id: str) -> list[str]:
+    """Return the role template ids for a list of Entra role names or ids; raise InvalidInput for an unknown role."""
+    if not isinstance(value, list):
+        raise InvalidInput(f"invalid app_roles {value!r} of tenant {tenant_id}: expected a list of Entra role names or ids")
+
+    templates = []
+    for role in value:
+        template = catalog.role_template_id(role) if isinstance(role, str) else None
+        if template is None:
+            raise InvalidInput(
+                f"unknown Entra role {role!r} for tenant {tenant_id}: use a role template id or one of "
+                f"{', '.join(catalog.ROLE_TEMPLATES)}"
+            )
+        templates.append(template)
+    return list(dict.fromkeys(templates))
+
+
+def _domains(spec: Mapping[str, Any], tenant_id: str, initial: str, now: datetime, taken: set[str]) -> dict[str, Any]:
+    given = spec.get("accepted_domains", [])
+    if not isinstance(given, list):
+        raise InvalidInput(f"accepted_domains of tenant {tenant_id} must be a list of names or objects")
+
+    entries = [(initial, {"DomainType": "Authoritative"}, True)]
+    for item in given:
+        fields = {"DomainName": item} if isinstance(item, str) else item
+        if not isinstance(fields, Mapping) or not _is_text(fields.get("DomainName")):
+            raise InvalidInput(f"invalid accepted domain {item!r} of tenant {tenant_id}: give a name or an object with DomainName")
+        name = validate_domain_name(fields["DomainName"], what="accepted domain")
+        exchange = {key: fields[key] for key in ("DomainType", "MatchSubDomains", "Guid") if key in fields}
+        if exchange.get("DomainType", "Authoritative") not in ("Authoritative", "InternalRelay", "ExternalRelay"):
+            raise InvalidInput(f"invalid DomainType {exchange['DomainType']!r} of {name}: use Authoritative or InternalRelay")
+        entries.append((name, exchange, bool(fields.get("Default", False))))
+
+    has_default = any(default for _, _, default in entries[1:])
+    domains = {}
+    for index, (name, exchange, default) in enumerate(entries):
+        if name in domains:
+            raise InvalidInput(f"accepted domain {name!r} appears twice in tenant {tenant_id}")
+        code = tenants.verification_code(tenant_id, name, taken)
+        taken.add(code)
+        domains[name] = tenants.new_domain(
+            name,
+            now=now,
+            verification_code=code,
+            verified=True,
+            accepted_at=now,
+            initial=index == 0,
+            default=default if has_default else index == 0,
+            exchange=exchange,
+        )
+    return domains
+
+
+def _add_connectors(document: dict[str, Any], context: CmdletContext, spec: Mapping[str, Any]) -> None:
+    tenant_id = document["tenant_id"]
+    for key in ("inbound_connectors", "outbound_connectors", "transport_rules"):
+        items = spec.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+            raise InvalidInput(f"{key} of tenant {tenant_id} must be a list of objects with Exchange's field names")
+
+        names: set[str] = set()
+        for position, item in enumerate(items):
+            if not _is_text(item.get("Name")):
+                raise InvalidInput(f"an entry of {key} of tenant {tenant_id} has no Name; every object needs one")
+            if item["Name"].lower() in names:
+                raise InvalidInput(f"{key} of tenant {tenant_id} has the name {item['Name']!r} twice; names are unique")
+            names.add(item["Name"].lower())
+            document[key].append(_seed_object(key, context, dict(item), position))
+
+
+def _seed_object(key: str, context: CmdletContext, item: dict[str, Any], position: int) -> dict[str, Any]:
+    if key == "outbound_connectors":
+        return complete_outbound_connector(context, item)
+    if key == "transport_rules":
+        return complete_transport_rule(context, item, position)
+
+    try:
+        fields = seed_connector(context, item)
+    except CmdletError as error:
+        raise InvalidInput(f"invalid inbound connector {item['Name']!r} of tenant {context.tenant_id}: {error.text}") from error
+    return tenants.new_connector_entry(fields, context.now)
