@@ -1,0 +1,141 @@
+"""The connector page's content as plain data, shared by the HTML page and the JSON API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenanttls.errors import MicrosoftApiError
+from tenanttls.migration.states import TERMINAL, UpgradeState
+from tenanttls.portal.explanations import Explanation, explanations
+from tenanttls.portal.oidc import Principal
+from tenanttls.portal.services import TenantOverview
+from tenanttls.portal.timeline import STATE_SUMMARIES, TimelineEntry, build_timeline, format_left
+
+logger = logging.getLogger(__name__)
+
+# States from which a customer may start (or start again) the upgrade.
+STARTABLE = frozenset({UpgradeState.AWAITING_CONSENT, UpgradeState.ROLLED_BACK})
+# States in which there is nothing to roll back, or a rollback already runs or ran.
+NOT_ROLLBACKABLE = frozenset({UpgradeState.ROLLING_BACK, UpgradeState.ROLLED_BACK, UpgradeState.MANUAL})
+
+
+@dataclass(frozen=True)
+class ConnectorRow:
+    """One inbound connector of the tenant, as the page lists it."""
+
+    name: str
+    certificate_name: str | None
+    enabled: bool
+    ours: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "certificate_name": self.certificate_name, "enabled": self.enabled, "managed_by_provider": self.ours}
+
+
+@dataclass(frozen=True)
+class ConnectorPage:
+    """Everything the Admin Settings > Setup > Connector page shows."""
+
+    overview: TenantOverview
+    state: UpgradeState
+    summary: str
+    timeline: list[TimelineEntry]
+    grace_left: str | None
+    connectors: list[ConnectorRow] | None
+    connectors_note: str
+    explanations: dict[str, Explanation]
+    can_grant_consent: bool
+    can_start: bool
+    can_request_manual: bool
+    can_roll_back: bool
+    in_progress: bool
+    notices: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        tenant, upgrade = self.overview.tenant, self.overview.upgrade
+        manual = self.overview.manual_request
+        return {
+            "tenant": {"tenant_id": tenant.tenant_id, "initial_domain": tenant.initial_domain, "display_name": tenant.display_name},
+            "state": self.state.value,
+            "summary": self.summary,
+            "unique_name": self.overview.unique_name,
+            "consented_at": _iso(upgrade.consented_at),
+            "grace_until": _iso(upgrade.grace_until),
+            "grace_left": self.grace_left,
+            "last_error": upgrade.last_error,
+            "relay_mode": self.overview.relay_mode,
+            "timeline": [entry.to_json() for entry in self.timeline],
+            "connectors": [row.to_json() for row in self.connectors] if self.connectors is not None else None,
+            "connectors_note": self.connectors_note,
+            "manual_request": {"at": _iso(manual.at), "actor": manual.actor} if manual else None,
+            "actions": {
+                "grant_consent": self.can_grant_consent,
+                "start": self.can_start,
+                "request_manual": self.can_request_manual,
+                "roll_back": self.can_roll_back,
+            },
+            "explanations": {key: item.to_json() for key, item in self.explanations.items()},
+        }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def build_connector_page(context, overview: TenantOverview, principal: Principal, *, read_connectors: bool = True) -> ConnectorPage:
+    """Return the page's content for `principal`; reads the live connectors when consent exists."""
+    config = context.config
+    upgrade = overview.upgrade
+    state = UpgradeState(upgrade.state)
+    now = context.clock.now()
+
+    grace_left = None
+    if state is UpgradeState.GRACE and upgrade.grace_until is not None:
+        grace_left = format_left(upgrade.grace_until - now)
+
+    connectors, note = _connectors(context, overview, read_connectors)
+    running = upgrade.requested and state not in TERMINAL
+    has_run = upgrade.requested or upgrade.run_id is not None
+    return ConnectorPage(
+        overview=overview,
+        state=state,
+        summary=STATE_SUMMARIES.get(state.value, state.value),
+        timeline=build_timeline(
+            state=state.value, consented_at=upgrade.consented_at, grace_until=upgrade.grace_until, events=overview.events, now=now
+        ),
+        grace_left=grace_left,
+        connectors=connectors,
+        connectors_note=note,
+        explanations=explanations(
+            connector_name=config.connector_name,
+            legacy_certificate_name=config.legacy_certificate_name,
+            unique_name=overview.unique_name,
+            grace=config.grace,
+        ),
+        can_grant_consent=principal.can_consent and state in (UpgradeState.AWAITING_CONSENT, UpgradeState.ROLLED_BACK, UpgradeState.NEEDS_ATTENTION),
+        can_start=principal.can_act and state in STARTABLE and not running,
+        can_request_manual=principal.can_act and state in STARTABLE | {UpgradeState.NEEDS_ATTENTION} and not running,
+        can_roll_back=principal.can_act and has_run and state not in NOT_ROLLBACKABLE,
+        in_progress=running,
+    )
+
+
+def _connectors(context, overview: TenantOverview, read: bool) -> tuple[list[ConnectorRow] | None, str]:
+    from tenanttls.migration.planner import is_ours
+
+    consented = overview.upgrade.consented_at is not None or overview.upgrade.state != UpgradeState.AWAITING_CONSENT.value
+    if context.clients is None or not read:
+        return None, "The connector list is not available from this portal."
+    if not consented:
+        return None, "Shown once the permissions are granted: until then the provider cannot read your connectors."
+
+    try:
+        found = context.clients.exchange.get_inbound_connectors(overview.tenant.tenant_id)
+    except MicrosoftApiError as error:
+        logger.warning("connector read failed: tenant=%s error=%s", overview.tenant.tenant_id, error)
+        return None, f"The connectors could not be read from Exchange Online just now: {error}"
+
+    rows = [ConnectorRow(c.name, c.tls_sender_certificate_name, c.enabled, is_ours(c)) for c in found]
+    return rows, ""
