@@ -233,6 +233,16 @@ class MessageQueue:
         with self._lock:
             return len(self._index)
 
+    def snapshot(self) -> list[QueuedMessage]:
+        """Read the queued states from disk without changing anything (safe while a relay runs)."""
+        messages = []
+        for path in self._messages_dir.glob("*.json"):
+            try:
+                messages.append(QueuedMessage.from_json(json.loads(path.read_bytes())))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # finished or being replaced at this moment
+        return sorted(messages, key=lambda message: message.received_at)
+
     # -- start-up
 
     def recover(self) -> Recovery:

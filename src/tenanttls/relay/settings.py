@@ -116,9 +116,47 @@ def parse_host_port(value: str, default_port: int = SMTP_PORT) -> tuple[str, int
         host, port_text = text, ""
 
     if not host:
-        raise ConfigurationError(f"invalid smart host {value!r}: expected 'host' or 'host:port'")
+        raise ConfigurationError(f"invalid address {value!r}: expected 'host' or 'host:port'")
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigurationError(f"invalid port in smart host {value!r}: use 1-65535")
+    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ConfigurationError(f"invalid port in {value!r}: use 1-65535 (0 lets the system choose a listen port)")
     return host, int(port_text)
+
+
+def queue_dir_from(settings) -> Path:
+    """Return the queue folder of `settings` (a `tenanttls.config.Settings`): relay_queue_dir or DATA/relay-queue."""
+    return Path(settings.relay_queue_dir) if settings.relay_queue_dir else Path(settings.data_dir) / "relay-queue"
+
+
+def _required_path(value: str, name: str) -> Path:
+    if not value:
+        raise ConfigurationError(f"{name} is not set; give the relay a PEM file with --{name.replace('_', '-')} or the {name} setting")
+    return Path(value).expanduser()
+
+
+def relay_settings_from(settings, **overrides) -> RelaySettings:
+    """Build `RelaySettings` from the shared configuration (`tenanttls.config.Settings`), then `overrides`.
+
+    Raises `ConfigurationError` naming the missing setting when the legacy certificate
+    or the server certificate is not configured.
+    """
+    host, port = parse_host_port(settings.relay_listen, default_port=2525)
+    values: dict = dict(
+        queue_dir=queue_dir_from(settings),
+        legacy=LegacyCertificate(
+            settings.legacy_certificate_name,
+            _required_path(settings.legacy_certificate, "legacy_certificate"),
+            _required_path(settings.legacy_key, "legacy_key"),
+        ),
+        tls_certificate=_required_path(settings.relay_tls_certificate, "relay_tls_certificate"),
+        tls_key=_required_path(settings.relay_tls_key, "relay_tls_key"),
+        listen_host=host,
+        listen_port=port,
+        hostname=settings.relay_hostname,
+        allowed_networks=tuple(part.strip() for part in settings.relay_allowed_networks.split(",") if part.strip()),
+        smart_host=settings.relay_smart_host or None,
+        smart_host_ca=Path(settings.relay_smart_host_ca) if settings.relay_smart_host_ca else None,
+    )
+    values.update(overrides)
+    return RelaySettings(**values)

@@ -1,0 +1,61 @@
+"""The relay's commands: settings errors and the queue listing."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from tenanttls.cli import app
+from tenanttls.config import load_settings
+from tenanttls.errors import ConfigurationError
+from tenanttls.relay.queue import MessageQueue
+from tenanttls.relay.settings import relay_settings_from
+
+TENANT = "0b5e8a3c-7d1f-4a2b-9c6e-1f2a3b4c5d6e"
+
+
+def test_relay_without_legacy_certificate(tmp_path):
+    result = CliRunner().invoke(app, ["relay", "--data", str(tmp_path)])
+
+    assert isinstance(result.exception, ConfigurationError)
+    assert result.exception.exit_code == 78
+    assert "legacy_certificate is not set" in str(result.exception)
+
+
+def test_settings_from_configuration(tmp_path, server_pair, legacy_pair):
+    settings = load_settings(
+        None,
+        environ={},
+        data_dir=str(tmp_path),
+        relay_listen="127.0.0.1:0",
+        relay_tls_certificate=str(server_pair.certificate),
+        relay_tls_key=str(server_pair.key),
+        legacy_certificate=str(legacy_pair.certificate),
+        legacy_key=str(legacy_pair.key),
+        relay_smart_host="127.0.0.1:2526",
+        relay_allowed_networks="10.0.0.0/8, 127.0.0.0/8",
+    )
+
+    relay_settings = relay_settings_from(settings)
+
+    assert relay_settings.listen_port == 0
+    assert relay_settings.queue_dir == tmp_path / "relay-queue"
+    assert relay_settings.legacy.name == "*.crossware.co.nz"
+    assert relay_settings.smart_host == "127.0.0.1:2526"
+    assert relay_settings.allowed_networks == ("10.0.0.0/8", "127.0.0.0/8")
+
+
+def test_relay_queue_lists_queue_and_reports(tmp_path):
+    queue = MessageQueue(tmp_path / "relay-queue")
+    message = queue.enqueue(tenant_id=TENANT, mail_from="", recipients=["x@outside.example"], content=b"x\r\n",
+                            message_id="<oof@contoso.com>")
+    queue.record_outcome(message, "x@outside.example", "dropped", "550 5.7.64 TenantAttribution; Relay Access Denied")
+
+    result = CliRunner().invoke(app, ["relay-queue", "--data", str(tmp_path), "--json"])
+
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.output)
+    assert [entry["id"] for entry in listing["queued"]] == [message.id]
+    assert listing["outcomes"] == {"dropped": 1}
+    assert listing["reported"][0]["message_id"] == "<oof@contoso.com>"
