@@ -1,9 +1,248 @@
-"""Commands of the manual component."""
+"""Commands of the manual path and the configuration checks: script, manual done, audit, drift.
+
+Exit codes: 0 when clean; 1 when `audit` reports a finding of severity error, when
+`drift` finds drift (after `--repair`: drift that remains), or when `manual done`
+finds the tenant differs from what the script sets up. Errors derived from
+`TenantTlsError` exit with their own code (2 invalid input or unreadable export,
+3 unknown tenant, 5 rejected by the safety gate, 6 wrong upgrade state, 78 configuration).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from tenanttls.clock import SystemClock
+from tenanttls.config import Settings, load_settings
+from tenanttls.errors import InvalidInput
+
+CONFIG_OPTION = typer.Option(None, "--config", "-c", help="TOML configuration file (table [tenanttls]).")
+DATA_OPTION = typer.Option(None, "--data", "-d", help="Data folder; the default store is DATA/tenanttls.db.")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of text.")
+EXPORT_OPTION = typer.Option(
+    None, "--export", "-e", help="An export file (Get-InboundConnector or Get-AcceptedDomain, ConvertTo-Json or Format-List); repeat for several."
+)
+
+
+def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
+    return load_settings(config, data_dir=data)
+
+
+def _actor() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("script")(script)
+    manual = typer.Typer(help="Record what support did on the manual path.", no_args_is_help=True)
+    manual.command("done")(manual_done)
+    app.add_typer(manual, name="manual")
+    app.command("audit")(audit)
+    app.command("drift")(drift)
+
+
+def script(
+    tenant: str = typer.Argument(..., help="Tenant id (GUID)."),
+    rollback: bool = typer.Option(False, "--rollback", help="Write the rollback script from the stored snapshot instead."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the script to this file (UTF-8 with BOM, CRLF) instead of printing it."),
+    exports: Optional[list[Path]] = EXPORT_OPTION,
+    proof: Optional[str] = typer.Option(None, "--proof", metavar="TEXT", help="The MS= TXT value the provider published, checked by the script."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+) -> None:
+    """Write the PowerShell script that upgrades TENANT by hand (or rolls the upgrade back).
+
+    The script uses the ExchangeOnlineManagement and Microsoft Graph PowerShell modules,
+    checks before every change, stops at the first error and writes a transcript.
+    With --rollback, tenanttls first switches the relay back to the shared certificate.
+    """
+    from tenanttls.manual.service import write_rollback_script, write_upgrade_script
+    from tenanttls.store.db import open_store
+
+    settings = _settings(config, data)
+    store = open_store(settings.database)
+    clock = SystemClock()
+    try:
+        if rollback:
+            if exports or proof:
+                raise InvalidInput("--export and --proof apply to the upgrade script, not to --rollback")
+            text = write_rollback_script(settings, store, clock, tenant, actor=_actor())
+        else:
+            text = write_upgrade_script(settings, store, clock, tenant, actor=_actor(), exports=exports or (), proof_text=proof)
+    finally:
+        store.close()
+
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    # Windows PowerShell 5.1 reads a script without a byte order mark in the ANSI code page.
+    output.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    typer.echo(f"wrote {output}", err=True)
+
+
+def manual_done(
+    tenant: str = typer.Argument(..., help="Tenant id (GUID)."),
+    exports: Optional[list[Path]] = EXPORT_OPTION,
+    rolled_back: bool = typer.Option(False, "--rolled-back", help="Support ran the rollback script, not the upgrade script."),
+    switch: bool = typer.Option(False, "--switch", help="After the grace period: switch the relay to the unique certificate and complete the upgrade."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Record that support ran the script for TENANT, after checking the tenant.
+
+    The tenant is checked from the --export files the script wrote, or over the API
+    when no files are given and the tenant granted access. Exits with 1 when the
+    tenant does not match what the script sets up.
+    """
+    from tenanttls.manual.service import record_done
+    from tenanttls.store.db import open_store
+
+    settings = _settings(config, data)
+    store = open_store(settings.database)
+    try:
+        result = record_done(
+            settings, store, SystemClock(), tenant, actor=_actor(), exports=exports or (),
+            rolled_back=rolled_back, switch=switch, observe_api=None if exports else _api_observer(settings),
+        )
+    finally:
+        store.close()
+
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        typer.echo(f"{result.tenant_id}: {result.message} (state {result.state})")
+        for problem in result.problems:
+            typer.echo(f"  problem: {problem}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _api_observer(settings: Settings):  # type: ignore[no-untyped-def]
+    """Return a callable that reads a tenant over the API with the engine's clients."""
+
+    def observe(tenant_id: str):  # type: ignore[no-untyped-def]
+        from tenanttls.clients import build_clients
+        from tenanttls.manual.service import Observed
+
+        clients = build_clients(settings, verify=settings.microsoft_ca_bundle or True)
+        return Observed(
+            clients.exchange.get_inbound_connectors(tenant_id),
+            clients.exchange.get_accepted_domains(tenant_id),
+            "api",
+        )
+
+    return observe
+
+
+def audit(
+    files: list[Path] = typer.Argument(..., help="Export files of one tenant: Get-InboundConnector and Get-AcceptedDomain output."),
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="The tenant's initial domain (NAME.onmicrosoft.com) every file must belong to."),
+    date_order: Optional[str] = typer.Option(None, "--date-order", metavar="dmy|mdy", help="How to read a/b/yyyy dates in Format-List text, when the file leaves it open."),
+    allow_unknown_fields: bool = typer.Option(False, "--allow-unknown-fields", help="List fields neither cmdlet returns instead of rejecting the file."),
+    config: Optional[Path] = CONFIG_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Report on a tenant's inbound connectors and accepted domains from exports.
+
+    Reads 'Get-InboundConnector | ConvertTo-Json -Depth 5', 'Get-AcceptedDomain |
+    ConvertTo-Json' and Format-List text, in any encoding PowerShell writes. Each
+    finding has a severity, an explanation and the fix. Exits with 1 when a finding
+    is an error, with 2 when a file cannot be read (nothing is reported then).
+    """
+    from tenanttls.audit import (
+        DateOrder,
+        ProviderProfile,
+        Severity,
+        audit_exports,
+        read_export_set,
+        report_to_json,
+        report_to_text,
+    )
+
+    order = None
+    if date_order is not None:
+        orders = {order.value: order for order in DateOrder}
+        if date_order not in orders:
+            raise InvalidInput(f"invalid --date-order {date_order!r}: use 'dmy' (day first) or 'mdy' (month first)")
+        order = orders[date_order]
+
+    settings = load_settings(config)
+    exports = read_export_set(files, tenant=tenant, date_order=order, allow_unknown_fields=allow_unknown_fields)
+    report = audit_exports(exports, ProviderProfile.from_settings(settings))
+    if as_json:
+        typer.echo(report_to_json(report))
+    else:
+        typer.echo(report_to_text(report), nl=False)
+    if report.worst is Severity.ERROR:
+        raise typer.Exit(1)
+
+
+def drift(
+    tenant: Optional[str] = typer.Argument(None, help="Tenant id (GUID); with --all, every completed tenant."),
+    all_tenants: bool = typer.Option(False, "--all", help="Check every tenant whose upgrade is completed."),
+    repair: bool = typer.Option(False, "--repair", help="Re-apply the upgrade's end state through the engine's plan and safety gate."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Compare completed tenants with what the upgrade set up, field by field, and record drift.
+
+    Checks the connector's fields, the accepted domain (present and verified), the
+    certificate name and the relay assignment. Exits with 1 when drift is found
+    (with --repair: when drift remains after the repair).
+    """
+    from tenanttls.audit.drift import check_tenant, completed_tenants
+    from tenanttls.migration.wiring import build_context
+
+    if bool(tenant) == all_tenants:
+        raise InvalidInput("give a tenant id or --all, not both and not neither")
+
+    context = build_context(_settings(config, data))
+    try:
+        targets = completed_tenants(context) if all_tenants else [tenant]
+        reports = [check_tenant(context, target, repair=repair, actor=_actor()) for target in targets if target]
+    finally:
+        context.close()
+
+    if as_json:
+        _print_json([report.to_json() for report in reports])
+    else:
+        _print_drift(reports, repair)
+    remaining = [r for r in reports if (r.remaining if repair else r.items)]
+    if remaining:
+        raise typer.Exit(1)
+
+
+def _print_drift(reports, repair: bool) -> None:  # type: ignore[no-untyped-def]
+    if not reports:
+        typer.echo("no completed tenant to check")
+    for report in reports:
+        if not report.drifted:
+            typer.echo(f"{report.tenant_id}: no drift")
+            continue
+        typer.echo(f"{report.tenant_id}: drift in {len(report.items)} field(s)")
+        for item in report.items:
+            typer.echo(f"  {item.describe()}")
+        if repair:
+            for line in report.repaired:
+                typer.echo(f"  repaired: {line}")
+            for item in report.remaining:
+                typer.echo(f"  remaining: {item.describe()}")
+    sys.stdout.flush()

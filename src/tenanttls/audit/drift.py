@@ -1,0 +1,367 @@
+"""Drift: where a completed tenant no longer matches what the upgrade set up, and its repair.
+
+`compare_tenant` is pure: it compares what Exchange, Graph and the store show now
+(`LiveTenant`) with what the engine set up, field by field after normalising
+Exchange's forms, and returns `DriftItem`s. `check_tenant` reads the live state
+through the engine's clients, records drift as an audit event and, when asked,
+repairs it through the engine's planner, safety gate and applier.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tenanttls.domain.exchange import AcceptedDomain, ConnectorSettings, InboundConnector
+from tenanttls.domain.graph import Domain
+from tenanttls.errors import NotFound, NotFoundError, UpgradeStateError
+from tenanttls.migration.context import CountingApi, EngineContext
+from tenanttls.migration.planner import (
+    SNAPSHOT_BEFORE_RENAME,
+    Desired,
+    desired_connector,
+    is_accepted,
+    is_ours,
+    plan_connectors,
+    plan_domain,
+    stamp_comment,
+)
+from tenanttls.migration.recorder import Recorder
+from tenanttls.migration.safety import Overrides, raise_for
+from tenanttls.migration.states import UpgradeState
+from tenanttls.store import relay_assignments
+from tenanttls.store.audit import AuditEvent, list_events, record_event
+from tenanttls.store.snapshots import find_snapshot
+from tenanttls.store.upgrades import get_upgrade, list_upgrades
+
+logger = logging.getLogger(__name__)
+
+DRIFT_DETECTED = "drift.detected"
+DRIFT_CLEARED = "drift.cleared"
+DRIFT_REPAIRED = "drift.repaired"
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    """One field that differs from what the upgrade set up."""
+
+    subject: str  # "connector", "accepted domain", "graph domain" or "relay"
+    name: str  # the object: connector name, domain name, tenant id
+    field: str
+    expected: Any
+    actual: Any
+
+    def describe(self) -> str:
+        """Return the item as ``subject name: field actual → expected``."""
+        return f"{self.subject} {self.name}: {self.field} is {_show(self.actual)}, expected {_show(self.expected)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the item as JSON types."""
+        return {
+            "subject": self.subject,
+            "name": self.name,
+            "field": self.field,
+            "expected": _jsonable(self.expected),
+            "actual": _jsonable(self.actual),
+        }
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(item) for item in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class LiveTenant:
+    """What Microsoft 365 and the store show for one tenant now."""
+
+    connectors: list[InboundConnector]
+    accepted_domains: list[AcceptedDomain]
+    graph_domain: Domain | None
+    relay: relay_assignments.RelayAssignment | None
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the upgrade set up: the new connector's settings, the unique name, the relay's certificate."""
+
+    connector: ConnectorSettings
+    unique_name: str
+
+
+def compare_tenant(live: LiveTenant, expected: Expected) -> list[DriftItem]:
+    """Return every difference between `live` and `expected`; an empty list means no drift."""
+    items: list[DriftItem] = []
+    items += _connector_drift(live.connectors, expected.connector)
+    items += _domain_drift(live, expected.unique_name)
+    items += _relay_drift(live.relay, expected.unique_name)
+    return items
+
+
+def _connector_drift(connectors: list[InboundConnector], desired: ConnectorSettings) -> list[DriftItem]:
+    name = desired.name
+    connector = next((c for c in connectors if c.name.lower() == name.lower()), None)
+    if connector is None:
+        return [DriftItem("connector", name, "present", True, False)]
+
+    items = []
+    if not is_ours(connector):
+        items.append(DriftItem("connector", name, "Comment", "tenanttls ownership marker", connector.comment))
+    differences = desired.differences(connector)
+    differences.pop("Name", None)  # Exchange compares names case-insensitively
+    for field_name, (actual, wanted) in differences.items():
+        items.append(DriftItem("connector", name, field_name, wanted, actual))
+    return items
+
+
+def _domain_drift(live: LiveTenant, unique_name: str) -> list[DriftItem]:
+    items = []
+    if not is_accepted(unique_name, live.accepted_domains):
+        items.append(DriftItem("accepted domain", unique_name, "present", True, False))
+    if live.graph_domain is None:
+        items.append(DriftItem("graph domain", unique_name, "present", True, False))
+    elif not live.graph_domain.is_verified:
+        items.append(DriftItem("graph domain", unique_name, "isVerified", True, False))
+    return items
+
+
+def _relay_drift(relay: relay_assignments.RelayAssignment | None, unique_name: str) -> list[DriftItem]:
+    if relay is None:
+        return [DriftItem("relay", unique_name, "assignment", relay_assignments.UNIQUE, None)]
+    items = []
+    if relay.mode != relay_assignments.UNIQUE:
+        items.append(DriftItem("relay", unique_name, "mode", relay_assignments.UNIQUE, relay.mode))
+    if relay.certificate_name.lower() != unique_name.lower():
+        items.append(DriftItem("relay", unique_name, "certificate_name", unique_name.lower(), relay.certificate_name))
+    return items
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The drift of one tenant at one check, and what a repair did."""
+
+    tenant_id: str
+    checked_at: datetime
+    items: tuple[DriftItem, ...]
+    repaired: tuple[str, ...] = ()
+    remaining: tuple[DriftItem, ...] = field(default=())
+
+    @property
+    def drifted(self) -> bool:
+        """True when the check found any difference."""
+        return bool(self.items)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the report as JSON types."""
+        return {
+            "tenant_id": self.tenant_id,
+            "checked_at": self.checked_at.isoformat(timespec="seconds"),
+            "drifted": self.drifted,
+            "items": [item.to_json() for item in self.items],
+            "repaired": list(self.repaired),
+            "remaining": [item.to_json() for item in self.remaining],
+        }
+
+
+def completed_tenants(context: EngineContext) -> list[str]:
+    """Return the ids of tenants whose upgrade is completed, the ones drift applies to."""
+    with context.store.engine.connect() as connection:
+        upgrades = list_upgrades(connection)
+    return sorted(u.tenant_id for u in upgrades if u.state == UpgradeState.COMPLETED.value)
+
+
+def check_tenant(context: EngineContext, tenant_id: str, *, repair: bool = False, actor: str | None = None) -> DriftReport:
+    """Compare one completed tenant with what the upgrade set up; record and optionally repair drift.
+
+    Steps: read the live state (a failed read raises, it is never taken as drift);
+    compare; record ``drift.detected`` (or ``drift.cleared`` after earlier drift);
+    with `repair`, apply the engine's plan behind its safety gate, then read and
+    compare again. Raises `UpgradeStateError` for a tenant that is not completed.
+    """
+    upgrade = _completed_upgrade(context, tenant_id)
+    api = CountingApi(context)
+    expected, snapshot = _expected(context, upgrade.tenant_id, upgrade.run_id)
+    live = read_live(context, api, upgrade.tenant_id, expected.unique_name)
+    items = compare_tenant(live, expected)
+    now = context.clock.now()
+    _record(context, upgrade.tenant_id, items, now, actor)
+
+    if not repair or not items:
+        return DriftReport(upgrade.tenant_id, now, tuple(items))
+
+    repaired = repair_tenant(context, api, upgrade.tenant_id, upgrade.run_id, live, expected, snapshot, actor)
+    remaining = compare_tenant(read_live(context, api, upgrade.tenant_id, expected.unique_name), expected)
+    _record_repair(context, upgrade.tenant_id, items, repaired, remaining, actor)
+    return DriftReport(upgrade.tenant_id, now, tuple(items), tuple(repaired), tuple(remaining))
+
+
+def _completed_upgrade(context: EngineContext, tenant_id: str):  # type: ignore[no-untyped-def]
+    with context.store.engine.connect() as connection:
+        upgrade = get_upgrade(connection, tenant_id.strip().lower())
+    if upgrade.state != UpgradeState.COMPLETED.value:
+        raise UpgradeStateError(
+            f"tenant {upgrade.tenant_id} is in state {upgrade.state}; drift is checked only for completed "
+            f"upgrades (see 'tenanttls status {upgrade.tenant_id}')"
+        )
+    return upgrade
+
+
+def _expected(context: EngineContext, tenant_id: str, run_id: str | None) -> tuple[Expected, InboundConnector | None]:
+    """Return what the upgrade set up, and the original connector's snapshot when stored."""
+    try:
+        unique_name = context.identities.get(tenant_id).name
+    except NotFoundError as error:
+        raise NotFoundError(f"tenant {tenant_id} has no unique name in the store, so there is nothing to compare") from error
+
+    with context.store.engine.connect() as connection:
+        saved = find_snapshot(connection, tenant_id, run_id=run_id, reason=SNAPSHOT_BEFORE_RENAME)
+    snapshot = InboundConnector.from_exchange(saved.connector) if saved is not None else None
+    desired = _desired(context, unique_name, run_id)
+    cloud_services = snapshot.cloud_services_mail_enabled if snapshot is not None else True
+    return Expected(desired_connector(desired, cloud_services), unique_name.lower()), snapshot
+
+
+def _desired(context: EngineContext, unique_name: str, run_id: str | None, overrides: Overrides = Overrides()) -> Desired:
+    settings = context.settings
+    return Desired(
+        connector_name=settings.connector_name,
+        legacy_certificate_name=settings.legacy_certificate_name,
+        zone=settings.provider_zone,
+        unique_name=unique_name,
+        comment=stamp_comment(context.version, run_id or "-", context.clock.now()),
+        overrides=overrides,
+    )
+
+
+def read_live(context: EngineContext, api: CountingApi, tenant_id: str, unique_name: str) -> LiveTenant:
+    """Read connectors, accepted domains, the Graph domain and the relay assignment of one tenant."""
+    connectors = api.exchange.get_inbound_connectors(tenant_id)
+    accepted = api.exchange.get_accepted_domains(tenant_id)
+    try:
+        graph_domain = api.graph.get_domain(tenant_id, unique_name)
+    except NotFound:
+        graph_domain = None
+    with context.store.engine.connect() as connection:
+        relay = relay_assignments.find_assignment(connection, tenant_id)
+    return LiveTenant(connectors, accepted, graph_domain, relay)
+
+
+def repair_tenant(
+    context: EngineContext,
+    api: CountingApi,
+    tenant_id: str,
+    run_id: str | None,
+    live: LiveTenant,
+    expected: Expected,
+    snapshot: InboundConnector | None,
+    actor: str | None,
+) -> list[str]:
+    """Re-apply the upgrade's end state through the engine's plan and safety gate; return what was done.
+
+    The relay is switched back to the unique certificate last, once the connector and
+    the accepted domain are in place again, so no mail is presented with a name that
+    no connector accepts. Raises `PlanSafetyError` when the gate rejects the plan.
+    """
+    from tenanttls.migration.apply import Applier
+
+    recorder = Recorder(context, tenant_id, "drift", uuid.uuid4().hex[:16])
+    done: list[str] = []
+
+    domain_changes = plan_domain(expected.unique_name, live.graph_domain)
+    plan = plan_connectors(tenant_id, live.connectors, _desired(context, expected.unique_name, run_id), snapshot)
+    raise_for(tenant_id, list(plan.violations))
+
+    live_by_name = {connector.name.lower(): connector for connector in live.connectors}
+    applier = Applier(context, api, recorder, tenant_id, run_id, live_by_name)
+    for change in [*domain_changes, *plan.changes]:
+        applier.apply(change)
+        done += change.describe()
+
+    done += _repair_relay(context, tenant_id, expected.unique_name, recorder)
+    logger.info("drift repaired: tenant=%s changes=%d", tenant_id, len(done))
+    return done
+
+
+def _repair_relay(context: EngineContext, tenant_id: str, unique_name: str, recorder: Recorder) -> list[str]:
+    with context.store.engine.connect() as connection:
+        before = relay_assignments.find_assignment(connection, tenant_id)
+    if before is not None and before.mode == relay_assignments.UNIQUE and before.certificate_name.lower() == unique_name:
+        return []
+
+    certificate = context.certificates.ensure_certificate(tenant_id, unique_name)
+    certificate_id = getattr(certificate, "id", None)
+    with context.store.write() as connection:
+        relay_assignments.assign_unique(connection, tenant_id, unique_name, certificate_id, context.clock.now())
+        recorder.event_in(
+            connection,
+            "relay.switch",
+            {"mode": before.mode if before else None, "certificate_name": before.certificate_name if before else None},
+            {"mode": relay_assignments.UNIQUE, "certificate_name": unique_name, "certificate_id": certificate_id},
+        )
+    return [f"relay presents {unique_name} again"]
+
+
+def _record(context: EngineContext, tenant_id: str, items: list[DriftItem], now: datetime, actor: str | None) -> None:
+    """Record drift as an audit event; record its end once when a later check finds none."""
+    with context.store.write() as connection:
+        if items:
+            record_event(
+                connection,
+                AuditEvent(
+                    tenant_id=tenant_id,
+                    at=now,
+                    actor=actor or context.actor,
+                    action=DRIFT_DETECTED,
+                    step="drift",
+                    before=[item.to_json() for item in items],
+                    detail="; ".join(item.describe() for item in items),
+                ),
+            )
+            logger.warning("drift: tenant=%s fields=%d", tenant_id, len(items))
+            return
+
+        events = list_events(connection, tenant_id, actions=(DRIFT_DETECTED, DRIFT_CLEARED, DRIFT_REPAIRED))
+        if events and events[-1].action == DRIFT_DETECTED:
+            record_event(
+                connection,
+                AuditEvent(tenant_id=tenant_id, at=now, actor=actor or context.actor, action=DRIFT_CLEARED, step="drift"),
+            )
+
+
+def _record_repair(
+    context: EngineContext,
+    tenant_id: str,
+    items: list[DriftItem],
+    repaired: list[str],
+    remaining: list[DriftItem],
+    actor: str | None,
+) -> None:
+    with context.store.write() as connection:
+        record_event(
+            connection,
+            AuditEvent(
+                tenant_id=tenant_id,
+                at=context.clock.now(),
+                actor=actor or context.actor,
+                action=DRIFT_REPAIRED,
+                step="drift",
+                before=[item.to_json() for item in items],
+                after=[item.to_json() for item in remaining],
+                detail="; ".join(repaired) or "nothing to apply",
+            ),
+        )
+
+
+def latest_drift(context: EngineContext, tenant_id: str) -> AuditEvent | None:
+    """Return the tenant's latest drift event (detected, cleared or repaired), for status panels."""
+    with context.store.engine.connect() as connection:
+        events = list_events(connection, tenant_id, actions=(DRIFT_DETECTED, DRIFT_CLEARED, DRIFT_REPAIRED))
+    return events[-1] if events else None
