@@ -73,7 +73,7 @@ class AcmeAccounts:
 
 
 class _PatientNetwork(client.ClientNetwork):
-    """A `ClientNetwork` that retries a rejected nonce (``badNonce``) up to eight times.
+    """A `ClientNetwork` that sends a request up to eight times while the server rejects its nonce (``badNonce``).
 
     RFC 8555 section 6.5 lets a server reject any nonce, and the acme package
     retries only once. Pebble rejects 5% of good nonces on purpose.
