@@ -340,6 +340,7 @@ def history(
 
 
 def demo(
+    ctx: typer.Context,
     tenants: int = typer.Option(25, "--tenants", "-n", min=1, max=5000, help="Number of simulated tenants."),
     grace: str = typer.Option("5s", "--grace", help="Grace period before each switch, such as 5s or 24h."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Data folder to create (must not exist or be empty); default: a new temporary folder."),
@@ -358,8 +359,9 @@ def demo(
     from tenanttls.domain.durations import parse_duration
     from tenanttls.migration.demo import DemoOptions, run_demo
 
+    verbose = bool(ctx.parent and ctx.parent.params.get("verbose"))
     report = run_demo(DemoOptions(tenants=tenants, grace=parse_duration(grace), data_dir=data,
-                                  concurrency=concurrency, seed=seed, version=__version__))
+                                  concurrency=concurrency, seed=seed, version=__version__, log_to_stderr=verbose))
     if as_json:
         _print_json(report.to_json())
     else:

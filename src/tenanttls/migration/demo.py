@@ -63,6 +63,8 @@ class DemoOptions:
     # The demo gives up after this long; the exit status then reports failure.
     timeout: timedelta = timedelta(minutes=10)
     progress: TextIO | None = field(default=None, repr=False)
+    # Keep warnings on stderr (True), or send all logs to DATA/demo.log only (False).
+    log_to_stderr: bool = False
 
 
 @dataclass
@@ -116,7 +118,8 @@ class DemoReport:
             f"  Microsoft API calls: {summary['api_calls_total']} in total, {summary['api_calls_per_completed_tenant']} per completed tenant",
         ]
         lines += [f"  {action}" for action in self.actions]
-        lines += [f"  data folder: {self.data_dir} (inspect with: tenanttls status --config {self.data_dir / 'tenanttls.toml'})"]
+        lines += [f"  data folder: {self.data_dir}; log: {self.data_dir / 'demo.log'}",
+                  f"  audit trail of a tenant: tenanttls history TENANT --data {self.data_dir}"]
         lines.append("RESULT: " + ("success: every consenting tenant completed" if self.success else "FAILED: not every consenting tenant completed"))
         return lines
 
@@ -145,6 +148,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
     fleet = fleet_module.generate_fleet(options.tenants, seed=options.seed, accepted_domain_seconds=options.accepted_domain_seconds)
     _say(out, f"demo: {len(fleet)} tenants, grace {format_duration(options.grace)}, data folder {data_dir}")
 
+    log_handler = _log_to_file(data_dir / "demo.log", quiet_stderr=not options.log_to_stderr)
     credentials = write_app_credentials(data_dir / "app")
     key_reference = write_key_encryption_key(data_dir / "secrets" / "key-encryption.key")
     store = open_store(f"sqlite:///{(data_dir / 'tenanttls.db').resolve()}", create=True)
@@ -217,6 +221,42 @@ def run_demo(options: DemoOptions) -> DemoReport:
                 stop()
             except Exception:  # keep stopping the rest; the error is logged
                 logger.exception("demo shutdown step failed")
+        log_handler.close()
+
+
+class _DemoLog:
+    """The demo's log file, and the stderr log levels to restore when the demo ends."""
+
+    def __init__(self, handler: logging.Handler, restored: list[tuple[logging.Handler, int]], root_level: int) -> None:
+        self.handler = handler
+        self.restored = restored
+        self.root_level = root_level
+
+    def close(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        root.setLevel(self.root_level)
+        self.handler.close()
+        for handler, level in self.restored:
+            handler.setLevel(level)
+
+
+def _log_to_file(path: Path, *, quiet_stderr: bool) -> _DemoLog:
+    """Log INFO and above to `path`; with `quiet_stderr`, show only errors on the console meanwhile."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    restored = []
+    if quiet_stderr:
+        for existing in root.handlers:
+            if isinstance(existing, logging.StreamHandler) and not isinstance(existing, logging.FileHandler):
+                restored.append((existing, existing.level))
+                existing.setLevel(logging.ERROR)
+    root_level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.WARNING, logging.INFO))
+    return _DemoLog(handler, restored, root_level)
 
 
 def _say(out: TextIO, text: str) -> None:

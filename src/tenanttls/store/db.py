@@ -50,15 +50,12 @@ class Store:
     def write(self) -> Iterator[Connection]:
         """Open a transaction for reads followed by writes; commit on success.
 
-        On SQLite it takes the write lock at the start (BEGIN IMMEDIATE), waiting up
-        to the busy timeout for other writers. PostgreSQL uses its default isolation
-        with row locks taken by the statements themselves.
+        On SQLite every transaction takes the write lock at its start (BEGIN IMMEDIATE),
+        waiting up to the busy timeout for other writers. PostgreSQL uses its default
+        isolation with row locks taken by the statements themselves.
         """
-        with self.engine.connect() as connection:
-            if self.is_sqlite:
-                connection = connection.execution_options(sqlite_immediate=True)
-            with connection.begin():
-                yield connection
+        with self.engine.begin() as connection:
+            yield connection
 
     def close(self) -> None:
         """Release the engine's connections."""
@@ -109,16 +106,15 @@ def create_store_engine(url: str) -> Engine:
 
 
 def _begin_sqlite(connection) -> None:
-    """Start a SQLite transaction; `Store.write` asks for BEGIN IMMEDIATE.
+    """Start every SQLite transaction with BEGIN IMMEDIATE.
 
-    A deferred transaction that reads and then writes fails at once with
-    "database is locked" when another writer committed in between (WAL mode does
-    not wait in that case), so read-then-write transactions take the lock up front.
+    A deferred transaction that reads and then writes fails at once with "database
+    is locked" when another writer committed in between, because SQLite in WAL mode
+    does not wait in that case. Taking the write lock at the start makes the busy
+    timeout apply instead. Readers of other connections are not blocked (WAL); the
+    cost is that transactions of this engine run one at a time.
     """
-    if connection.get_execution_options().get("sqlite_immediate"):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        connection.exec_driver_sql("BEGIN")
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:
