@@ -17,7 +17,8 @@ from tenanttls.simulator.smtp import (
     STEP_RCPT_TO,
     FrontDoor,
     TenantMailView,
-    inspection_router,
+    SmtpFrontDoorService,
+    inspection_routes,
 )
 from tests.fixtures.smtp import LEGACY_NAME
 
@@ -222,14 +223,16 @@ async def test_plain_text_session_is_anonymous(door):
     assert received.tenant_id == TENANT_A
 
 
-async def test_inspection_router(door, smtp_pki, legacy_pair):
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
+def inspection_client(door):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
 
+    return TestClient(Starlette(routes=inspection_routes(lambda: door)))
+
+
+async def test_inspection_routes(door, smtp_pki, legacy_pair):
     await send(door, client_context(smtp_pki.ca_path, legacy_pair), "alice@fabrikam.com", "someone@outside.example", "<i@test>")
-    app = FastAPI()
-    app.include_router(inspection_router(lambda: door))
-    client = TestClient(app)
+    client = inspection_client(door)
 
     body = client.get("/_simulator/messages").json()
     filtered = client.get("/_simulator/messages", params={"tenant": TENANT_A}).json()
@@ -244,13 +247,31 @@ async def test_inspection_router(door, smtp_pki, legacy_pair):
     assert door.messages() == []
 
 
-def test_inspection_router_without_front_door():
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    app = FastAPI()
-    app.include_router(inspection_router(lambda: None))
-
-    response = TestClient(app).get("/_simulator/messages")
+def test_inspection_routes_without_front_door():
+    response = inspection_client(None).get("/_simulator/messages")
 
     assert response.status_code == 404
+    assert "not running" in response.json()["error"]
+
+
+async def test_attributed_tenant_by_queued_id(door, smtp_pki, unique_pair):
+    errors, reply = await send(door, client_context(smtp_pki.ca_path, unique_pair), "", "someone@outside.example")
+
+    queued_id = reply.split("<", 1)[1].split(">", 1)[0]
+    assert door.attributed_tenant(queued_id) == TENANT_A
+    assert door.attributed_tenant("unknown") is None
+
+
+async def test_trust_pem_route(smtp_pki, untrusted_pki, server_pair, clock, views, tmp_path):
+    front_door = FrontDoor(views, certificate=server_pair.certificate, key=server_pair.key, trusted_cas=[smtp_pki.ca_path],
+                           clock=clock, client_ca_dir=tmp_path / "client-cas")
+    with front_door:
+        client = inspection_client(front_door)
+        rejected = client.post("/_simulator/smtp/trusted-cas", content=b"not a certificate")
+        trusted = client.post("/_simulator/smtp/trusted-cas", content=untrusted_pki.ca_path.read_bytes())
+        await send(front_door, client_context(smtp_pki.ca_path, untrusted_pki.client(UNIQUE_A)), "", "someone@outside.example")
+
+    assert rejected.status_code == 400
+    assert trusted.status_code == 200
+    assert len(list((tmp_path / "client-cas").glob("*.pem"))) == 1
+    assert front_door.messages()[0].tenant_id == TENANT_A

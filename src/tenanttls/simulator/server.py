@@ -87,6 +87,10 @@ class Simulator:
         self.state: SimulatorState | None = None  # type: ignore[assignment]
         self.clock: Clock | None = clock
         self.ca_path = self.data_dir / "tls" / "ca.pem"
+        if smtp_port is not None:
+            from tenanttls.simulator.smtp import SmtpFrontDoorService
+
+            self.add_service(SmtpFrontDoorService(port=smtp_port))
 
         if dns_nameserver:
             try:

@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from tenanttls.clock import Clock, SystemClock
@@ -562,8 +563,10 @@ class FrontDoor:
         hostname: str = "mail.protection.outlook.com",
         data_size_limit: int = DEFAULT_DATA_SIZE_LIMIT,
         max_records: int = DEFAULT_MAX_RECORDS,
+        client_ca_dir: Path | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
+        self._client_ca_dir = Path(client_ca_dir) if client_ca_dir else None
         self._view_provider = view_provider
         self._host = host
         self._requested_port = port
@@ -597,6 +600,21 @@ class FrontDoor:
         self._tls_context.load_verify_locations(cafile=str(ca_path))
         self._trusted.append(Path(ca_path))
         logger.info("front door: trusting client certificates of ca=%s", ca_path)
+
+    def trust_pem(self, pem: bytes) -> Path:
+        """Save a PEM CA certificate in the client CA folder and trust it; return its path.
+
+        Raises ValueError when `pem` is not a certificate.
+        """
+        certificate = x509.load_pem_x509_certificate(pem)
+        folder = self._client_ca_dir
+        if folder is None:
+            raise ValueError("this front door has no client CA folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{certificate.fingerprint(hashes.SHA256()).hex()[:16]}.pem"
+        path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        self.trust(path)
+        return path
 
     @property
     def trusted_cas(self) -> list[Path]:
@@ -718,6 +736,16 @@ class FrontDoor:
             return messages
         return [m for m in messages if any(d.attribution and d.attribution.tenant_id == tenant_id for d in m.recipients)]
 
+    def message(self, message_id: str) -> ReceivedMessage | None:
+        """Return the accepted message with the front door's id (the one in the 250 reply to DATA)."""
+        with self._lock:
+            return next((message for message in self._messages if message.id == message_id), None)
+
+    def attributed_tenant(self, message_id: str) -> str | None:
+        """Return the tenant the message with the front door's id was attributed to, or None."""
+        message = self.message(message_id)
+        return message.tenant_id if message else None
+
     def decisions(self) -> list[Decision]:
         """Return every MAIL, RCPT and DATA decision, oldest first."""
         with self._lock:
@@ -738,29 +766,95 @@ class FrontDoor:
         }
 
 
-def inspection_router(get_front_door: Callable[[], FrontDoor | None]):
-    """Return a FastAPI router that serves ``/_simulator/messages``.
+def _error(status: int, message: str):
+    from starlette.responses import JSONResponse
 
-    ``GET`` returns ``{"messages": [...], "decisions": [...]}`` (``?tenant=`` filters by
-    tenant id); ``DELETE`` clears both lists. 404 when the SMTP front door is not running.
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def inspection_routes(get_front_door: Callable[[], FrontDoor | None]) -> list:
+    """Return the Starlette routes of the front door's inspection API.
+
+    ``GET /_simulator/messages[?tenant=ID]`` returns ``{"messages": [...], "decisions": [...]}``;
+    ``DELETE /_simulator/messages`` clears both lists; ``POST /_simulator/smtp/trusted-cas``
+    with a PEM body trusts that CA's client certificates from the next handshake on.
+    Each answers 404 while the front door is not running.
     """
-    from fastapi import APIRouter, HTTPException
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
 
-    router = APIRouter()
+    not_running = "the SMTP front door is not running; start the simulator with an SMTP port"
 
-    def _door() -> FrontDoor:
+    async def list_messages(request: Request):
         door = get_front_door()
         if door is None:
-            raise HTTPException(status_code=404, detail="the SMTP front door is not running; start it with --smtp-port")
-        return door
+            return _error(404, not_running)
+        return JSONResponse(door.inspection(request.query_params.get("tenant")))
 
-    @router.get("/_simulator/messages")
-    def list_messages(tenant: str | None = None) -> dict[str, Any]:
-        return _door().inspection(tenant)
+    async def clear_messages(request: Request):
+        door = get_front_door()
+        if door is None:
+            return _error(404, not_running)
+        door.clear()
+        return JSONResponse({"cleared": True})
 
-    @router.delete("/_simulator/messages")
-    def clear_messages() -> dict[str, Any]:
-        _door().clear()
-        return {"cleared": True}
+    async def trust_ca(request: Request):
+        door = get_front_door()
+        if door is None:
+            return _error(404, not_running)
+        body = await request.body()
+        try:
+            path = door.trust_pem(body)
+        except (ValueError, ssl.SSLError) as error:
+            return _error(400, f"the body must be a PEM CA certificate: {error}")
+        return JSONResponse({"trusted": str(path)})
 
-    return router
+    return [
+        Route("/_simulator/messages", list_messages, methods=["GET"]),
+        Route("/_simulator/messages", clear_messages, methods=["DELETE"]),
+        Route("/_simulator/smtp/trusted-cas", trust_ca, methods=["POST"]),
+    ]
+
+
+class SmtpFrontDoorService:
+    """The front door as a simulator service (`Simulator.add_service`).
+
+    On start it listens on `port` (0: a free one, then written to ``simulator.smtp_port``)
+    with the simulator's server certificate (``DATA/tls/server.pem``), reads the tenants
+    from ``simulator.state.mail_view`` at the simulator's clock, and trusts the client
+    CAs in ``DATA/tls/client-cas/*.pem`` plus `trusted_cas`.
+    """
+
+    def __init__(self, port: int = 0, *, trusted_cas: Iterable[Path] = ()) -> None:
+        self.port = port
+        self.trusted_cas = [Path(path) for path in trusted_cas]
+        self.door: FrontDoor | None = None
+        self.routes = inspection_routes(lambda: self.door)
+
+    def start(self, simulator: Any) -> None:
+        tls_dir = Path(simulator.data_dir) / "tls"
+        client_cas = tls_dir / "client-cas"
+        client_cas.mkdir(parents=True, exist_ok=True)
+
+        def views(now: datetime) -> list[Any]:
+            state = simulator.state
+            return state.mail_view(now) if state is not None else []
+
+        self.door = FrontDoor(
+            views,
+            certificate=tls_dir / "server.pem",
+            key=tls_dir / "server.key",
+            trusted_cas=[*sorted(client_cas.glob("*.pem")), *self.trusted_cas],
+            host=simulator.host,
+            port=self.port,
+            clock=simulator.clock,
+            client_ca_dir=client_cas,
+        )
+        self.door.start()
+        simulator.smtp_port = self.door.port
+
+    def stop(self) -> None:
+        if self.door is not None:
+            self.door.stop()
+            self.door = None
