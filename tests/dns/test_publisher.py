@@ -12,7 +12,7 @@ from tenanttls.errors import ConfigurationError, DnsError, InvalidInput
 from tests.fixtures.dns import free_port, publisher_for
 
 
-@pytest.fixture(params=["knot", "builtin"])
+@pytest.fixture(params=[pytest.param("knot", marks=pytest.mark.knot), "builtin"])
 def server(request):
     """Each publisher test runs against Knot and against the built-in server."""
     if request.param == "knot":
@@ -142,6 +142,7 @@ def test_invalid_zone_rejected():
         Rfc2136Publisher("127.0.0.1", 53, "not a zone", None)
 
 
+@pytest.mark.knot
 def test_repr_hides_secret(knot):
     publisher = publisher_for(knot)
 
@@ -149,6 +150,7 @@ def test_repr_hides_secret(knot):
     assert knot.tsig.name in repr(publisher)
 
 
+@pytest.mark.knot
 def test_knot_runs_unprivileged(knot):
     if os.geteuid() != 0:
         pytest.skip("only root switches knotd to the knot user")
@@ -159,6 +161,7 @@ def test_knot_runs_unprivileged(knot):
     assert uid_line.split()[1] != "0"
 
 
+@pytest.mark.knot
 def test_build_publisher_from_settings(knot, monkeypatch):
     monkeypatch.setenv("TEST_TSIG", knot.tsig_key)
     settings = load_settings(

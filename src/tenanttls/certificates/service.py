@@ -220,6 +220,9 @@ class CertificateService:
         ciphertext = self._keystore.encrypt(issued.key_pem.encode("ascii"), issued.name.encode())
         now = self._clock.now()
 
+        # NOTE: on PostgreSQL two processes issuing a tenant's first certificate at the same
+        # moment could both insert an active row. The engine's per-tenant lease prevents
+        # that, and find_active then returns the newer row.
         with self._engine.execution_options(sqlite_immediate=True).begin() as connection:
             current = repository.find_active(connection, tenant_id)
             if replacing is not None and current is not None and current.id != replacing.id:
