@@ -109,7 +109,7 @@ def test_survives_frequent_nonce_rejections(engine, knot, pebble_factory):
 
 
 def test_validation_failure_cleans_up(engine, knot, pebble, builtin_dns):
-    # The records go to the built-in server, but Pebble asks Knot, so validation fails.
+    # The records go to the built-in server, but Pebble queries Knot, so validation fails.
     issuer = _issuer(engine, pebble, publisher_for(builtin_dns), order_timeout=30)
     name = f"{new_label()}.{builtin_dns.zone}"
 
