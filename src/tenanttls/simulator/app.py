@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tenanttls.simulator import graph, identity, inspection
+from tenanttls.simulator import graph, identity, inspection, signin
 from tenanttls.simulator.exchange import api as exchange_api
 from tenanttls.simulator.services import Services
 
@@ -50,6 +50,8 @@ def build_app(services: Services) -> Starlette:
         Route("/{tenant}/oauth2/v2.0/token", identity.token, methods=["POST"]),
         Route("/{tenant}/oauth2/v2.0/token", identity.token_get, methods=["GET"]),
         Route("/{tenant}/adminconsent", identity.admin_consent, methods=["GET"]),
+        # User sign-in (OpenID Connect authorization-code flow)
+        *signin.ROUTES,
         Route("/{tenant}/v2.0/adminconsent", identity.admin_consent, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={Exception: _unexpected_error})

@@ -1,7 +1,8 @@
 """The simulated Microsoft identity platform: OpenID metadata, the token endpoint, admin consent, keys.
 
-Only the client-credentials grant with a certificate assertion is served, which is what an
-app-only daemon uses. A tenant is named in the path by its id (GUID) or by any of its
+The token endpoint serves the client-credentials grant with a certificate assertion, which
+is what an app-only daemon uses, and hands the authorization-code grant of user sign-in to
+`tenanttls.simulator.signin`. A tenant is named in the path by its id (GUID) or by any of its
 verified domains, as with ``login.microsoftonline.com``.
 """
 
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from tenanttls.domain.names import is_guid
-from tenanttls.simulator import catalog
+from tenanttls.simulator import catalog, signin
 from tenanttls.simulator.assertion import TokenRequestError, verify_client_assertion
 from tenanttls.simulator.responses import aad_error
 from tenanttls.simulator.services import Services, base_url, services_of
@@ -98,7 +99,10 @@ async def openid_configuration(request: Request) -> Response:
 
     async def handle() -> Response:
         if reference.lower() in MULTI_TENANT_NAMES:
-            return JSONResponse(_metadata(base_url(request), "{tenantid}"))
+            # Entra ID names the endpoints by the segment and leaves only the issuer as a template.
+            metadata = _metadata(base_url(request), reference.lower())
+            metadata["issuer"] = f"{base_url(request)}/{{tenantid}}/v2.0"
+            return JSONResponse(metadata)
         error = _tenant_error(services, reference)
         if error is not None:
             # The metadata endpoint names an unknown tenant "invalid_tenant", unlike the token endpoint.
@@ -176,6 +180,8 @@ def _required(fields: dict[str, str], name: str) -> str:
 
 def _issue_token(request: Request, services: Services, reference: str, fields: dict[str, str]) -> dict[str, Any]:
     """Check the token request in Entra ID's order and return the token response body."""
+    if fields.get("grant_type") == "authorization_code":
+        return signin.redeem_code(request, services, reference, fields)
     error = _tenant_error(services, reference)
     if error is not None:
         raise error

@@ -15,7 +15,9 @@
           "app_roles": ["Exchange Administrator" or a role template id, ...],
           "connectors_created_disabled": bool,
           "delays": {"accepted_domain_seconds": ..., "connector_seconds": ..., "consent_seconds": ...},
-          "faults": {see settings.DEFAULT_FAULTS}
+          "faults": {see settings.DEFAULT_FAULTS},
+          "users": [{"upn": str, "oid": GUID, "display_name": str, "directory_roles": [...],
+                     "app_roles": [...]}]  (user sign-in, see `signin.parse_users`)
       }],
       "settings": {"delays": {...}, "faults": {...}, "page_size": int, "token_lifetime_seconds": int}
     }
@@ -42,6 +44,7 @@ from tenanttls.simulator.exchange.connectors import seed_connector
 from tenanttls.simulator.exchange.context import CmdletContext
 from tenanttls.simulator.exchange.errors import CmdletError
 from tenanttls.simulator.settings import apply_overrides, validate_delays, validate_faults
+from tenanttls.simulator.signin import parse_users
 from tenanttls.simulator.state import SimulatorState
 from tenanttls.simulator.tokens import certificate_thumbprints
 
@@ -61,6 +64,7 @@ TENANT_KEYS = {
     "connectors_created_disabled",
     "delays",
     "faults",
+    "users",
 }
 APP_KEYS = {"client_id", "display_name", "certificate", "certificates", "redirect_uris", "permissions"}
 
@@ -219,6 +223,7 @@ def build_tenant(
         "inbound_connectors": [],
         "outbound_connectors": [],
         "transport_rules": [],
+        "users": parse_users(spec.get("users", []), tenant_id, initial),
     }
 
     context = CmdletContext(state=None, tenant_id=tenant_id, initial_domain=initial, now=now, delays={})  # type: ignore[arg-type]

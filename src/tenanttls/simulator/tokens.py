@@ -122,6 +122,10 @@ class TokenIssuer:
             claims["roles"] = granted
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id, "x5t": self.key_id})
 
+    def sign(self, claims: dict[str, Any]) -> str:
+        """Return `claims` as a JWT signed with the simulator's key (ID tokens of the user sign-in)."""
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id, "x5t": self.key_id})
+
     def verify(self, token: str | None, *, audiences: Iterable[str]) -> dict[str, Any]:
         """Return the claims of `token` after checking signature, lifetime and audience.
 
