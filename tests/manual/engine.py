@@ -52,6 +52,9 @@ class EngineEnvironment:
 
     def upgrade(self, tenant_id: str) -> str:
         """Request and run the whole upgrade, passing the grace period; return the final state."""
+        # NOTE: the simulator derives a connector's Guid from tenant, name and creation second, so
+        # a connector created in the second the tenant was seeded would share the legacy one's Guid.
+        self.clock.advance(60)
         request_upgrades(self.store, [tenant_id], now=self.clock.now(), actor="test")
         state = self.run_until(tenant_id, (UpgradeState.GRACE, UpgradeState.COMPLETED))
         if state == UpgradeState.GRACE.value:

@@ -329,7 +329,10 @@ def _record(context: EngineContext, tenant_id: str, items: list[DriftItem], now:
             return
 
         events = list_events(connection, tenant_id, actions=(DRIFT_DETECTED, DRIFT_CLEARED, DRIFT_REPAIRED))
-        if events and events[-1].action == DRIFT_DETECTED:
+        last = events[-1] if events else None
+        # A repair that left fields to wait for (an accepted domain propagating) is drift still open.
+        still_open = last is not None and (last.action == DRIFT_DETECTED or (last.action == DRIFT_REPAIRED and last.after))
+        if still_open:
             record_event(
                 connection,
                 AuditEvent(tenant_id=tenant_id, at=now, actor=actor or context.actor, action=DRIFT_CLEARED, step="drift"),

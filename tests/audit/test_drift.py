@@ -1,0 +1,125 @@
+"""Drift of a completed tenant in the simulator: detected field by field, and repaired."""
+
+from __future__ import annotations
+
+import pytest
+
+from tenanttls.audit.drift import DRIFT_CLEARED, DRIFT_DETECTED, DRIFT_REPAIRED, check_tenant, completed_tenants, latest_drift
+from tenanttls.migration.states import UpgradeState
+
+from tests.fixtures.simulator import make_tenant
+from tests.manual.engine import start_environment
+
+TENANT = "0a1b2c3d-0000-4000-8000-0000000000d1"
+CONNECTOR = "CrosswareInboundConnector"
+
+
+@pytest.fixture
+def environment(tmp_path, simulator_factory, monkeypatch):
+    # NOTE: requests prefers these variables over the CA bundle the token provider passes to MSAL.
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    environment, stops = start_environment(tmp_path, simulator_factory, [make_tenant(TENANT, "drifttenant.onmicrosoft.com")])
+    environment.add(TENANT, "drifttenant.onmicrosoft.com")
+    assert environment.upgrade(TENANT) == UpgradeState.COMPLETED.value
+    yield environment
+    for stop in stops:
+        stop()
+
+
+def _unique_name(environment) -> str:
+    return environment.context.identities.get(TENANT).name
+
+
+def _fields(report):
+    return {(item.subject, item.field) for item in report.items}
+
+
+def test_completed_tenant_no_drift(environment):
+    report = check_tenant(environment.context, TENANT)
+
+    assert report.items == ()
+    assert completed_tenants(environment.context) == [TENANT]
+    assert latest_drift(environment.context, TENANT) is None
+
+
+def test_connector_field_detected_and_repaired(environment):
+    environment.context.exchange.set_inbound_connector(TENANT, CONNECTOR, {"RequireTls": False, "SenderDomains": ["contoso.com"]})
+
+    report = check_tenant(environment.context, TENANT)
+
+    assert _fields(report) == {("connector", "RequireTls"), ("connector", "SenderDomains")}
+    by_field = {item.field: item for item in report.items}
+    assert by_field["RequireTls"].actual is False
+    assert by_field["RequireTls"].expected is True
+    assert by_field["SenderDomains"].actual == ("contoso.com",)
+    assert latest_drift(environment.context, TENANT).action == DRIFT_DETECTED
+
+    repaired = check_tenant(environment.context, TENANT, repair=True)
+
+    assert repaired.remaining == ()
+    assert repaired.repaired
+    assert environment.context.exchange.get_inbound_connector(TENANT, CONNECTOR).require_tls is True
+    assert latest_drift(environment.context, TENANT).action == DRIFT_REPAIRED
+
+
+def test_disabled_connector_detected_and_repaired(environment):
+    environment.context.exchange.set_inbound_connector(TENANT, CONNECTOR, {"Enabled": False})
+
+    report = check_tenant(environment.context, TENANT, repair=True)
+
+    assert _fields(report) == {("connector", "Enabled")}
+    assert report.remaining == ()
+    assert environment.context.exchange.get_inbound_connector(TENANT, CONNECTOR).enabled is True
+
+
+def test_removed_accepted_domain_detected_and_repaired(environment):
+    name = _unique_name(environment)
+    environment.context.graph.delete_domain(TENANT, name)
+
+    report = check_tenant(environment.context, TENANT, repair=True)
+
+    assert ("accepted domain", "present") in _fields(report)
+    assert ("graph domain", "present") in _fields(report)
+    assert environment.context.graph.get_domain(TENANT, name).is_verified is True
+
+    for _ in range(100):
+        if any(d.domain_name == name for d in environment.context.exchange.get_accepted_domains(TENANT)):
+            break
+        environment.clock.advance(60)
+    assert check_tenant(environment.context, TENANT).items == ()
+    assert latest_drift(environment.context, TENANT).action == DRIFT_CLEARED
+
+
+def test_removed_connector_recreated(environment):
+    environment.context.exchange.remove_inbound_connector(TENANT, CONNECTOR)
+
+    report = check_tenant(environment.context, TENANT, repair=True)
+
+    assert _fields(report) == {("connector", "present")}
+    assert report.remaining == ()
+    recreated = environment.context.exchange.get_inbound_connector(TENANT, CONNECTOR)
+    assert recreated.tls_sender_certificate_name == _unique_name(environment)
+
+
+def test_relay_drift_repaired(environment):
+    from tenanttls.store import relay_assignments
+
+    with environment.store.write() as connection:
+        relay_assignments.assign_legacy(connection, TENANT, "*.crossware.co.nz", environment.clock.now())
+
+    report = check_tenant(environment.context, TENANT, repair=True)
+
+    assert ("relay", "mode") in _fields(report)
+    assert report.remaining == ()
+
+
+def test_drift_only_for_completed(environment):
+    from tenanttls.errors import UpgradeStateError
+    from tenanttls.store.upgrades import update_upgrade
+
+    with environment.store.write() as connection:
+        update_upgrade(connection, TENANT, owner=None, state=UpgradeState.GRACE.value)
+
+    with pytest.raises(UpgradeStateError):
+        check_tenant(environment.context, TENANT)
