@@ -88,6 +88,20 @@ def test_removed_accepted_domain_detected_and_repaired(environment):
             break
         environment.clock.advance(60)
     assert check_tenant(environment.context, TENANT).items == ()
+    event = latest_drift(environment.context, TENANT)
+    if report.remaining:
+        assert event.action == DRIFT_CLEARED  # the repair waited for Exchange; the later check closed it
+    else:
+        assert event.action == DRIFT_REPAIRED
+        assert event.after == []
+
+
+def test_drift_cleared_after_outside_fix(environment):
+    environment.context.exchange.set_inbound_connector(TENANT, CONNECTOR, {"RequireTls": False})
+    assert check_tenant(environment.context, TENANT).drifted
+    environment.context.exchange.set_inbound_connector(TENANT, CONNECTOR, {"RequireTls": True})
+
+    assert check_tenant(environment.context, TENANT).items == ()
     assert latest_drift(environment.context, TENANT).action == DRIFT_CLEARED
 
 
