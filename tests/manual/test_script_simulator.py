@@ -44,6 +44,7 @@ def _run_script(environment, tenant_id: str, script: str) -> list[str]:
     context = environment.context
     values = read_values(script)
     ran = []
+    environment.clock.advance(60)  # see EngineEnvironment.upgrade: the simulator's Guids depend on the second
     for call in read_calls(script):
         if call.cmdlet == "New-MgDomain":
             context.graph.add_domain(tenant_id, call.parameters["BodyParameter"]["id"])
