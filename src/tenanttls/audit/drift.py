@@ -81,7 +81,7 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class LiveTenant:
-    """What Microsoft 365 and the store show for one tenant now."""
+    """The live state of one tenant: Exchange and Graph objects and the store's relay assignment."""
 
     connectors: list[InboundConnector]
     accepted_domains: list[AcceptedDomain]
@@ -91,7 +91,7 @@ class LiveTenant:
 
 @dataclass(frozen=True)
 class Expected:
-    """What the upgrade set up: the new connector's settings, the unique name, the relay's certificate."""
+    """The upgrade's end state: the new connector's settings and the unique name the relay presents."""
 
     connector: ConnectorSettings
     unique_name: str

@@ -65,7 +65,7 @@ class Observed:
 
 @dataclass(frozen=True)
 class DoneResult:
-    """What `record_done` found and did."""
+    """The outcome of `record_done`: the problems found and the actions taken."""
 
     tenant_id: str
     state: str
@@ -277,8 +277,8 @@ def record_done(
     The tenant is read from `exports` when given, otherwise through `observe_api`
     (a callable returning `Observed`, for tenants that granted access). After an
     upgrade that checks out, the original connector is saved as the run's snapshot
-    and a grace period starts; `switch` after the grace period switches the relay to
-    the unique certificate and completes the upgrade. After a rollback that checks
+    and a grace period starts. With `switch`, after the grace period, the relay moves
+    to the unique certificate and the upgrade completes. After a rollback that checks
     out, the upgrade is rolled back.
     """
     tenant, upgrade = _tenant_and_upgrade(store, tenant_id)
@@ -346,7 +346,7 @@ def upgrade_problems(
     """Return what differs from the end state of the upgrade script; empty when it matches."""
     desired = Desired(settings.connector_name, settings.legacy_certificate_name, settings.provider_zone, unique_name, stamp_comment("-", run_id, now))
     cloud_services = snapshot.cloud_services_mail_enabled if snapshot is not None else True
-    settings_wanted = desired_connector(desired, cloud_services)
+    wanted_settings = desired_connector(desired, cloud_services)
 
     problems = []
     ours = next((c for c in observed.connectors if c.name.lower() == settings.connector_name.lower()), None)
@@ -355,7 +355,7 @@ def upgrade_problems(
     else:
         if not is_ours(ours):
             problems.append(f"connector {ours.name!r} lacks the tenanttls marker in its Comment")
-        differences = settings_wanted.differences(ours)
+        differences = wanted_settings.differences(ours)
         differences.pop("Name", None)
         problems += [f"connector {ours.name!r}: {key} is {now_value!r}, expected {wanted!r}" for key, (now_value, wanted) in differences.items()]
     if not is_accepted(unique_name, observed.accepted_domains):
