@@ -36,9 +36,12 @@ _KEY_FOLDER_CANDIDATES = (Path("/dev/shm"), None)
 
 
 class KeyPairSource(Protocol):
-    """Where the relay gets a unique certificate's chain and decrypted key (both PEM)."""
+    """Where the relay gets a unique certificate's chain and decrypted key (both PEM, bytes or text).
 
-    def load_key_pair(self, certificate_id: int) -> tuple[bytes, bytes]: ...
+    `tenanttls.certificates.service.CertificateService` is one; `StoreKeyPairs` needs no issuer.
+    """
+
+    def load_key_pair(self, certificate_id: int) -> tuple[bytes | str, bytes | str]: ...
 
 
 class StoreKeyPairs:
@@ -67,6 +70,10 @@ class StoreKeyPairs:
             raise CertificateError(f"certificate {certificate_id} is not in the store")
         key_pem = self._keystore.decrypt(bytes(row.key_ciphertext), row.name.encode())
         return row.chain_pem.encode(), key_pem
+
+
+def _as_bytes(pem: bytes | str) -> bytes:
+    return pem.encode("ascii") if isinstance(pem, str) else pem
 
 
 def _private_folder() -> Path:
@@ -142,7 +149,7 @@ class ClientContexts:
             )
 
         try:
-            chain_pem, key_pem = self._key_pairs.load_key_pair(assignment.certificate_id)
+            chain_pem, key_pem = (_as_bytes(part) for part in self._key_pairs.load_key_pair(assignment.certificate_id))
             context = self._base_context()
             self._load_from_memory(context, chain_pem, key_pem)
         except (ssl.SSLError, OSError, ValueError) as error:
