@@ -77,12 +77,14 @@ class DemoReport:
     cases: dict[str, str]
     actions: list[str]
     timed_out: bool = False
+    mail: Any = None  # the relay's MailFlowReport: mail counts per upgrade state
 
     @property
     def success(self) -> bool:
-        """True when every consenting tenant completed and the demo did not time out."""
+        """True when every consenting tenant completed, no message broke the mail-flow expectation, and no time-out."""
         states = {tenant.tenant_id: tenant.state for tenant in self.fleet.tenants}
-        return not self.timed_out and all(states[tenant_id] == UpgradeState.COMPLETED.value for tenant_id in self.consenting)
+        mail_ok = self.mail is None or not self.mail.violations()
+        return not self.timed_out and mail_ok and all(states[tenant_id] == UpgradeState.COMPLETED.value for tenant_id in self.consenting)
 
     def to_json(self) -> dict[str, Any]:
         document = self.fleet.to_json()
@@ -95,6 +97,8 @@ class DemoReport:
             "actions": self.actions,
             "timed_out": self.timed_out,
         }
+        if self.mail is not None:
+            document["mail"] = self.mail.to_json()
         return document
 
     def lines(self) -> list[str]:
@@ -120,7 +124,9 @@ class DemoReport:
         lines += [f"  {action}" for action in self.actions]
         lines += [f"  data folder: {self.data_dir}; log: {self.data_dir / 'demo.log'}",
                   f"  audit trail of a tenant: tenanttls history TENANT --data {self.data_dir}"]
-        lines.append("RESULT: " + ("success: every consenting tenant completed" if self.success else "FAILED: not every consenting tenant completed"))
+        if self.mail is not None:
+            lines += ["", *self.mail.lines()]
+        lines.append("RESULT: " + ("success: every consenting tenant completed" if self.success else "FAILED: not every consenting tenant completed, or mail broke the expectation"))
         return lines
 
 
@@ -139,6 +145,8 @@ def run_demo(options: DemoOptions) -> DemoReport:
     """Run the demo and return its report; servers started here are stopped before it returns."""
     from tenanttls.dns.server import BuiltinDnsServer
     from tenanttls.migration.wiring import build_context
+    from tenanttls.relay.demo import DemoMailFlow
+    from tenanttls.relay.mailflow import FlowTenant
     from tenanttls.simulator import Simulator
 
     out = options.progress or sys.stderr
@@ -162,7 +170,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
             "tenants": [tenant.seed for tenant in fleet],
         }
         simulator = Simulator(
-            data_dir / "simulator", host="127.0.0.1", http_port=0, seed=seed,
+            data_dir / "simulator", host="127.0.0.1", http_port=0, smtp_port=0, seed=seed,
             dns_nameserver=f"127.0.0.1:{dns_server.port}", clock=clock,
         )
         simulator.start()
@@ -202,8 +210,13 @@ def run_demo(options: DemoOptions) -> DemoReport:
         stack.append(context.close)
 
         consenting = _enrol(context, simulator, fleet, out)
+        mail_flow = DemoMailFlow(settings=settings, store=store, simulator=simulator,
+                                 tenants=[FlowTenant(tenant.tenant_id, tenant.initial_domain) for tenant in fleet]).start()
+        stack.append(mail_flow.close)
+        _say(out, f"demo: relay at 127.0.0.1:{mail_flow.relay.port} sends mail to the simulator's SMTP front door at 127.0.0.1:{simulator.smtp_port}")
         report_actions: list[str] = []
         timed_out = _run_worker(context, fleet, consenting, options, out, report_actions)
+        mail = mail_flow.stop()
 
         report = fleet_report(store, clock.now(), time.monotonic() - started)
         _add_simulator_counts(report, simulator)
@@ -214,6 +227,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
             cases={tenant.tenant_id: tenant.case for tenant in fleet if tenant.case},
             actions=report_actions,
             timed_out=timed_out,
+            mail=mail,
         )
     finally:
         for stop in reversed(stack):
