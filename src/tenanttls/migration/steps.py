@@ -173,7 +173,7 @@ def connector(work: StepInput) -> Outcome:
     raise_for(work.tenant_id, list(plan.violations))
 
     live = {item.name.lower(): item for item in connectors}
-    work.applier(live).apply_all(plan.changes)
+    work.applier(live).apply_all(_without_enable(plan.changes, live))
 
     ours = _read_ours(work, desired.connector_name)
     if not ours.enabled:
@@ -196,6 +196,25 @@ def connector(work: StepInput) -> Outcome:
         values={"grace_until": grace_until},
         next_attempt_at=grace_until,
     )
+
+
+def _without_enable(changes, live: dict[str, InboundConnector]) -> list:
+    """Leave `Enabled` out of updates to a disabled connector; `_disabled` handles enabling it.
+
+    Exchange rejects enabling a connector on tenants whose connectors are created
+    disabled, so the other fields are corrected first and the enable is tried alone.
+    """
+    result = []
+    for change in changes:
+        current = live.get(getattr(change, "connector_name", "").lower()) if isinstance(change, SetConnector) else None
+        if current is None or current.enabled or "Enabled" not in change.parameters:
+            result.append(change)
+            continue
+        parameters = {key: value for key, value in change.parameters.items() if key != "Enabled"}
+        differences = {key: value for key, value in change.differences.items() if key != "Enabled"}
+        if parameters:
+            result.append(SetConnector(connector_name=change.connector_name, differences=differences, parameters=parameters))
+    return result
 
 
 def _read_ours(work: StepInput, connector_name: str) -> InboundConnector:

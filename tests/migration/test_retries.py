@@ -1,0 +1,43 @@
+"""Transient errors retry with backoff; after max_attempts the tenant needs attention with the reason."""
+
+from __future__ import annotations
+
+from tests.fixtures.simulator import make_tenant
+
+
+def test_transient_errors_retry(engine_factory):
+    tenant = make_tenant()
+    harness = engine_factory([tenant], settings={"faults": {"unavailable_rate": 1.0, "max_faults": 2, "surfaces": ["exchange"]}})
+    harness.enrol(tenant["tenant_id"])
+
+    upgrade = harness.run_until(tenant["tenant_id"], "completed")
+
+    assert upgrade.state == "completed"
+
+
+def test_retry_waits_with_backoff(engine_factory):
+    tenant = make_tenant()
+    harness = engine_factory([tenant], settings={"faults": {"unavailable_rate": 1.0, "surfaces": ["graph"]}})
+    harness.enrol(tenant["tenant_id"])
+    harness.run_until(tenant["tenant_id"], "domain")
+    now = harness.clock.now()
+
+    report = harness.step(tenant["tenant_id"])
+
+    upgrade = harness.upgrade(tenant["tenant_id"])
+    assert report.kind == "retry"
+    assert upgrade.attempts == 1
+    assert upgrade.next_attempt_at >= now
+    assert "MicrosoftServiceError" in upgrade.last_error
+
+
+def test_gives_up_after_max_attempts(engine_factory):
+    tenant = make_tenant()
+    harness = engine_factory([tenant], settings={"faults": {"unavailable_rate": 1.0, "surfaces": ["graph"]}}, max_attempts=3)
+    harness.enrol(tenant["tenant_id"])
+
+    upgrade = harness.run_until(tenant["tenant_id"], "needs_attention")
+
+    assert upgrade.resume_state == "domain"
+    assert "gave up after 3 attempts" in upgrade.last_error
+    assert "MicrosoftServiceError" in upgrade.last_error
