@@ -35,7 +35,9 @@ from tenanttls.errors import ConfigurationError
 from tenanttls.migration import fleet as fleet_module
 from tenanttls.migration.context import EngineContext, EngineOptions
 from tenanttls.migration.credentials import write_app_credentials, write_key_encryption_key
+from tenanttls.migration.prober import AllProbers, ConsistencyProber
 from tenanttls.migration.report import FleetReport, fleet_report
+from tenanttls.migration.smtp_probe import SmtpProber
 from tenanttls.migration.safety import Overrides
 from tenanttls.migration.service import add_tenant, request_upgrades
 from tenanttls.migration.states import TERMINAL, UpgradeState
@@ -65,6 +67,9 @@ class DemoOptions:
     progress: TextIO | None = field(default=None, repr=False)
     # Keep warnings on stderr (True), or send all logs to DATA/demo.log only (False).
     log_to_stderr: bool = False
+    # The clients' rate budget. The simulator runs on this host, so the demo allows more
+    # than the production defaults, which are sized for Microsoft's throttling.
+    transport_options: dict[str, Any] = field(default_factory=lambda: {"requests_per_second": 200.0, "burst": 50})
 
 
 @dataclass
@@ -204,9 +209,15 @@ def run_demo(options: DemoOptions) -> DemoReport:
             accepted_deadline=timedelta(minutes=5),
             dns_visible_timeout=10.0,
         )
-        context = build_context(settings, store=store, clock=clock, options=engine_options)
+        context = build_context(settings, store=store, clock=clock, options=engine_options,
+                                transport_options=options.transport_options)
         context.version = options.version
         context.actor = "worker:demo"
+        context.prober = AllProbers(
+            ConsistencyProber(store, settings.connector_name),
+            SmtpProber(context.certificates, "127.0.0.1", simulator.smtp_port, server_ca=simulator.ca_path,
+                       attribution=simulator_attribution(simulator)),
+        )
         stack.append(context.close)
 
         consenting = _enrol(context, simulator, fleet, out)
@@ -378,6 +389,21 @@ class _Progress:
         order = [state.value for state in UpgradeState]
         text = "  ".join(f"{state} {counts[state]}" for state in order if counts.get(state))
         _say(self.out, f"progress: {text}")
+
+
+def simulator_attribution(simulator: Any) -> Callable[[str, str], str | None]:
+    """Return a check that asks the simulator's front door which tenant a queued message was attributed to."""
+
+    def attributed_tenant(tenant_id: str, queued_id: str) -> str | None:
+        with httpx.Client(base_url=simulator.base_url, verify=str(simulator.ca_path), timeout=30) as client:
+            response = client.get("/_simulator/messages")
+            response.raise_for_status()
+        for message in response.json().get("messages", []):
+            if message.get("id") == queued_id:
+                return message.get("tenant_id")
+        return None
+
+    return attributed_tenant
 
 
 def _add_simulator_counts(report: FleetReport, simulator: Any) -> None:

@@ -66,3 +66,21 @@ class ConsistencyProber:
         if row is None or row.name != name or row.status != "active":
             return [f"the relay assignment's certificate {certificate_id} is not the active certificate for {name}"]
         return []
+
+
+class AllProbers:
+    """Runs probers in order and passes only when every one passes (stops at the first failure)."""
+
+    def __init__(self, *probers) -> None:
+        self.probers = probers
+
+    def probe(self, api: CountingApi, tenant_id: str, name: str, certificate_id: int | None) -> ProbeResult:
+        """Return the first failing result, or a pass with every prober's detail and messages."""
+        details, messages = [], []
+        for prober in self.probers:
+            result = prober.probe(api, tenant_id, name, certificate_id)
+            if not result.accepted:
+                return result
+            details.append(result.detail)
+            messages += result.messages
+        return ProbeResult(True, "; ".join(details), messages)
