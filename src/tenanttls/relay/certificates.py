@@ -30,6 +30,20 @@ from tenanttls.store.schema import certificates
 
 logger = logging.getLogger(__name__)
 
+
+def _system_ca_folder() -> str | None:
+    """Return the system's hashed CA folder (such as /etc/ssl/certs), or None when there is none."""
+    folder = ssl.get_default_verify_paths().capath
+    if folder and os.path.isdir(folder) and any(name.endswith(".0") for name in os.listdir(folder)):
+        return folder
+    return None
+
+
+# Every tenant has its own context. The system's CA bundle file would be parsed into each
+# one (about 0.8 MB and 36 ms per context, measured by benchmarks/relay_bench.py), while
+# OpenSSL reads a hashed CA folder only when a handshake needs a certificate from it.
+_SYSTEM_CA_FOLDER = _system_ca_folder()
+
 # The ssl module loads keys only from files. They are written to a memory-backed
 # folder when there is one, readable only by this process's user, and deleted at once.
 _KEY_FOLDER_CANDIDATES = (Path("/dev/shm"), None)
@@ -135,7 +149,12 @@ class ClientContexts:
         return context
 
     def _base_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self._server_ca) if self._server_ca else None)
+        if self._server_ca is not None:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self._server_ca))
+        elif _SYSTEM_CA_FOLDER is not None:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, capath=_SYSTEM_CA_FOLDER)
+        else:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
 
