@@ -65,5 +65,6 @@ def test_resolve_secret_errors(tmp_path):
         resolve_secret("env:TENANTTLS_DOES_NOT_EXIST")
     with pytest.raises(ConfigurationError, match="cannot read"):
         resolve_secret(f"file:{tmp_path / 'missing'}")
-    with pytest.raises(ConfigurationError, match="invalid reference"):
-        resolve_secret("plain-secret")
+    with pytest.raises(ConfigurationError, match="invalid secret reference") as caught:
+        resolve_secret("plain-secret-value")
+    assert "plain-secret" not in str(caught.value)

@@ -196,4 +196,8 @@ def resolve_secret(reference: str, *, what: str = "secret") -> bytes:
             )
         return data
 
-    raise ConfigurationError(f"{what}: invalid reference {reference[:40]!r}; use 'env:NAME' or 'file:/path'")
+    # The value is not echoed: a secret written inline by mistake must not reach a terminal or log.
+    raise ConfigurationError(
+        f"{what}: invalid secret reference ({len(reference)} characters, not shown); "
+        "write the secret to a file and use 'file:/path', or use 'env:NAME'"
+    )
