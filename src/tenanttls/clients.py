@@ -33,8 +33,9 @@ class MicrosoftClients:
     transport: Transport
 
     def close(self) -> None:
-        """Close the shared connection pool."""
+        """Close the shared connection pool and the token provider's session."""
         self.transport.close()
+        self.tokens.close()
 
     def __enter__(self) -> "MicrosoftClients":
         return self

@@ -8,6 +8,7 @@ they expire.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import ssl
@@ -104,11 +105,20 @@ def _client_credential(private_key_pem: str | bytes, certificate_pem_or_thumbpri
     return {"private_key": key_pem, "thumbprint": thumbprint.upper()}
 
 
-def _requests_verify(verify: bool | str | Path | ssl.SSLContext) -> bool | str:
-    """Return the `verify` value that MSAL's requests session takes."""
+def _http_session(verify: bool | str | Path | ssl.SSLContext, timeout: float) -> requests.Session:
+    """Return the requests session that every MSAL application of the provider shares.
+
+    `verify` and `timeout` are bound to each request. A session-level `verify` would lose
+    to the REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE environment variables, which requests
+    prefers over it. With a CA path bound to the request, they no longer apply.
+    """
     if isinstance(verify, ssl.SSLContext):
         raise ConfigurationError("the token provider takes a CA bundle path or True/False, not an ssl.SSLContext")
-    return str(verify) if isinstance(verify, Path) else verify
+    session = requests.Session()
+    session.request = functools.partial(  # type: ignore[method-assign]
+        session.request, verify=str(verify) if isinstance(verify, Path) else verify, timeout=timeout
+    )
+    return session
 
 
 class TokenProvider:
@@ -135,15 +145,18 @@ class TokenProvider:
         self.client_id = client_id.strip().lower()
         self.login_url = login_url.rstrip("/")
         self._credential = _client_credential(private_key_pem, certificate_pem_or_thumbprint)
-        self._verify = _requests_verify(verify)
+        self._session = _http_session(verify, timeout)
         self._clock = clock or SystemClock()
-        self._timeout = timeout
         self._instance_discovery = urlsplit(self.login_url).hostname in MICROSOFT_LOGIN_HOSTS
 
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._app_locks: dict[str, threading.Lock] = {}
         self._tokens: dict[tuple[str, str], _CachedToken] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the HTTP session that the MSAL applications share."""
+        self._session.close()
 
     def __repr__(self) -> str:
         return f"TokenProvider(client_id={self.client_id!r}, login_url={self.login_url!r})"
@@ -235,8 +248,7 @@ class TokenProvider:
                 client_credential=self._credential,
                 authority=authority,
                 token_cache=msal.TokenCache(),
-                verify=self._verify,
-                timeout=self._timeout,
+                http_client=self._session,
                 instance_discovery=self._instance_discovery,
             )
         except ValueError as error:  # MSAL's OIDC discovery failed with a 4xx or invalid JSON
@@ -258,6 +270,9 @@ class TokenProvider:
             ) from error
 
         if not result or "access_token" not in result:
+            # MSAL 1.39 caches a 400 response for 60 s and would return it even after the
+            # admin has consented. A new application sends the next request to Entra again.
+            self._drop_app(tenant)
             error = error_for_result(result or {}, tenant=tenant, scope=scope)
             logger.warning(
                 "token request failed: tenant=%s scope=%s error_type=%s correlation_id=%s message=%s",
@@ -269,6 +284,12 @@ class TokenProvider:
             )
             raise error
         return result
+
+    def _drop_app(self, tenant: str) -> None:
+        with self._lock:
+            self._apps.pop(tenant, None)
+            for key in [key for key in self._tokens if key[0] == tenant]:
+                del self._tokens[key]
 
     @staticmethod
     def _discovery_error(tenant: str, authority: str, error: ValueError) -> MicrosoftApiError:
