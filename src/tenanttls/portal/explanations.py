@@ -31,7 +31,8 @@ def explanations(
     *, connector_name: str, legacy_certificate_name: str, unique_name: str | None, grace: timedelta
 ) -> dict[str, Explanation]:
     """Return the explanations, filled in with the tenant's names, by key."""
-    name = unique_name or "your tenant's unique name (allocated when the upgrade starts)"
+    # The name is allocated when the upgrade starts; before that the text speaks of it generally.
+    named = f" ({unique_name})" if unique_name else ""
     backup = f"{connector_name}-BACKUP"
 
     items = [
@@ -46,7 +47,7 @@ def explanations(
                 "organisation, so Microsoft 365 cannot tell from it that the mail is yours. Microsoft has "
                 "announced that connectors set up this way must change, and that it may move tenants to the "
                 "new rule without notice (Microsoft 365 Message Center, MC1226222).",
-                f"The upgrade gives your tenant its own certificate name, {name}, adds it to your tenant as an "
+                f"The upgrade gives your tenant its own certificate name{named}, adds it to your tenant as an "
                 "accepted domain, and creates a connector that accepts our mail by that certificate.",
             ),
         ),
@@ -68,10 +69,10 @@ def explanations(
             "Why does the new domain show \u201cIncomplete setup\u201d in the Microsoft 365 admin center? Can I remove it?",
             (
                 "The admin center checks every domain for the DNS records that mail and other services use "
-                f"(MX, SPF, autodiscover). {name} has none of them on purpose: no mail is sent to it and nobody "
-                "signs in with it. It is not used for routing; it only lets Microsoft 365 match our certificate "
-                "to your tenant. \u201cIncomplete setup\u201d is therefore expected, and you do not need to add "
-                "any records.",
+                f"(MX, SPF, autodiscover). Your tenant's unique certificate name{named} has none of them on "
+                "purpose: no mail is sent to it and nobody signs in with it. It is not used for routing; it only "
+                "lets Microsoft 365 match our certificate to your tenant. \u201cIncomplete setup\u201d is "
+                "therefore expected, and you do not need to add any records.",
                 "Do not remove the domain. Without it Microsoft 365 can no longer attribute our mail to your "
                 "tenant: automatic replies and bounce messages to outside recipients are rejected with "
                 "\u201c550 5.7.64 TenantAttribution; Relay Access Denied\u201d, and other mail falls back to "
@@ -96,9 +97,10 @@ def explanations(
             (
                 "We record your request and stop the automatic upgrade for your tenant. A member of our support "
                 "team contacts you at the address you give to agree a time.",
-                f"Together with your administrator they make the same changes: add {name} as an accepted domain "
-                f"and verify it, rename the current connector to {backup}, and create the new connector. Our "
-                "servers switch to your certificate after the same grace period, so mail keeps flowing.",
+                f"Together with your administrator they make the same changes: add your tenant's unique "
+                f"certificate name{named} as an accepted domain and verify it, rename the current connector to "
+                f"{backup}, and create the new connector. Our servers switch to your certificate after the same "
+                "grace period, so mail keeps flowing.",
             ),
         ),
     ]

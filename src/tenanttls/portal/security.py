@@ -5,7 +5,7 @@
   ``X-CSRF-Token`` header, and must come from the portal's own origin when the browser
   sends ``Origin``. `csrf_protect` runs as an app-wide dependency, so no route can forget it.
 * Headers: a strict Content-Security-Policy with ``frame-ancestors 'none'``, no caching of
-  signed-in pages, no referrer (sign-in and consent URLs carry codes and state).
+  signed-in pages, and no referrer to other sites (callback URLs carry codes and state).
 * Redirect targets after sign-in are local paths only, so an attacker cannot build a sign-in
   link that ends on another site.
 """
@@ -112,7 +112,9 @@ class SecurityHeadersMiddleware:
             (b"content-security-policy", csp.encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
+            # "same-origin" rather than "no-referrer": under no-referrer Chromium sends
+            # "Origin: null" with same-origin form posts, which the origin check rejects.
+            (b"referrer-policy", b"same-origin"),
             (b"cross-origin-opener-policy", b"same-origin"),
             (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
         ]

@@ -1,0 +1,138 @@
+"""The operator view over HTTP: fleet filters and search, a tenant's audit trail, retry and rollback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tenanttls.store.upgrades import update_upgrade
+from tests.portal.conftest import OPERATOR, TENANT_A, TENANT_B, csrf_from
+
+
+@pytest.fixture
+def operator(portal):
+    return portal.signed_in(OPERATOR, operator=True)
+
+
+def test_fleet_lists_tenants_with_counts(portal, operator):
+    page = operator.get("/operator")
+    assert page.status_code == 200
+    assert "awaiting_consent: 2" in page.text
+    assert f'data-tenant="{TENANT_A}"' in page.text
+    assert f'data-tenant="{TENANT_B}"' in page.text
+    assert "2 tenants match." in page.text
+
+
+def test_fleet_filters_by_state(portal, operator):
+    with portal.harness.store.write() as connection:
+        update_upgrade(connection, TENANT_B, owner=None, state="needs_attention", last_error="InvalidRequest: example")
+
+    page = operator.get("/operator", params={"state": "needs_attention"})
+    assert f'data-tenant="{TENANT_B}"' in page.text
+    assert f'data-tenant="{TENANT_A}"' not in page.text
+    assert "InvalidRequest: example" in page.text
+    assert '<option value="needs_attention" selected>' in page.text
+
+
+def test_fleet_search_by_domain(portal, operator):
+    page = operator.get("/operator", params={"q": "TenantB"})
+    assert f'data-tenant="{TENANT_B}"' in page.text
+    assert f'data-tenant="{TENANT_A}"' not in page.text
+
+
+def test_fleet_pages_with_cursor(portal, operator):
+    first = operator.get("/operator", params={"size": "1"})
+    next_link = re.search(r'id="next-page" href="([^"]+)"', first.text).group(1).replace("&amp;", "&")
+    second = operator.get(next_link)
+
+    assert f'data-tenant="{TENANT_A}"' in first.text
+    assert f'data-tenant="{TENANT_B}"' in second.text
+    assert 'id="next-page"' not in second.text
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"state": "bogus"}, "State &#39;bogus&#39; is not one of"),
+        ({"q": "<script>"}, "Search may contain only letters, digits"),
+        ({"after": "not a domain"}, "invalid page cursor"),
+        ({"size": "100000"}, "Page size must be a whole number from 1 to 200"),
+    ],
+)
+def test_fleet_rejects_bad_filters(portal, operator, params, message):
+    page = operator.get("/operator", params=params)
+    assert page.status_code == 422
+    assert message in page.text
+
+
+def test_api_fleet_and_audit(portal, operator):
+    fleet = operator.get("/api/operator/tenants", params={"state": "awaiting_consent"}).json()
+    audit = operator.get(f"/api/operator/tenants/{TENANT_A}/audit").json()
+
+    assert fleet["matching"] == 2
+    assert fleet["counts_by_state"] == {"awaiting_consent": 2}
+    assert [event["action"] for event in audit["events"]] == ["tenant.added"]
+
+
+def test_tenant_page_shows_audit_trail(portal, operator):
+    page = operator.get(f"/operator/tenants/{TENANT_A}")
+    assert page.status_code == 200
+    assert "tenanta.onmicrosoft.com" in page.text
+    assert "tenant.added" in page.text
+    assert 'id="retry"' in page.text
+    assert 'id="operator-rollback"' in page.text
+
+
+def test_retry_resumes_needs_attention(portal, operator):
+    with portal.harness.store.write() as connection:
+        update_upgrade(
+            connection, TENANT_B, owner=None, state="needs_attention", resume_state="accepted", requested=True,
+            last_error="Throttled: too many requests", next_attempt_at=None,
+        )
+    page = operator.get(f"/operator/tenants/{TENANT_B}")
+    answer = operator.post(f"/operator/tenants/{TENANT_B}/retry", data={"csrf_token": csrf_from(page.text)})
+
+    assert answer.status_code == 303
+    upgrade = portal.upgrade(TENANT_B)
+    assert upgrade.state == "accepted"
+    assert upgrade.last_error is None
+    after = operator.get(answer.headers["location"])
+    assert "Retry: resumes in state accepted." in after.text
+    assert "upgrade.resumed" in after.text
+
+
+def test_retry_without_running_upgrade_explains(portal, operator):
+    page = operator.get(f"/operator/tenants/{TENANT_A}")
+    answer = operator.post(f"/operator/tenants/{TENANT_A}/retry", data={"csrf_token": csrf_from(page.text)})
+    assert answer.status_code == 409
+    assert "has no running upgrade to retry (state awaiting_consent)" in answer.text
+
+
+def test_retry_makes_waiting_tenant_due(portal, operator):
+    later = portal.clock.now().replace(year=portal.clock.now().year + 1)
+    with portal.harness.store.write() as connection:
+        update_upgrade(connection, TENANT_B, owner=None, state="accepted", requested=True, next_attempt_at=later, attempts=3)
+    page = operator.get(f"/operator/tenants/{TENANT_B}")
+    operator.post(f"/operator/tenants/{TENANT_B}/retry", data={"csrf_token": csrf_from(page.text)})
+
+    upgrade = portal.upgrade(TENANT_B)
+    assert upgrade.next_attempt_at == portal.clock.now()
+    assert upgrade.attempts == 0
+
+
+def test_rollback_needs_reason_and_confirmation(portal, operator):
+    with portal.harness.store.write() as connection:
+        update_upgrade(connection, TENANT_B, owner=None, state="grace", requested=True, run_id="run-1")
+    page = operator.get(f"/operator/tenants/{TENANT_B}")
+    token = csrf_from(page.text)
+
+    missing = operator.post(f"/operator/tenants/{TENANT_B}/rollback", data={"csrf_token": token, "reason": "customer asked"})
+    assert "tick “Roll back this tenant” to confirm" in operator.get(missing.headers["location"]).text
+    assert portal.upgrade(TENANT_B).state == "grace"
+
+    done = operator.post(f"/operator/tenants/{TENANT_B}/rollback", data={"csrf_token": token, "reason": "customer asked", "confirm": "yes"})
+    after = operator.get(done.headers["location"])
+    assert portal.upgrade(TENANT_B).state == "rolling_back"
+    assert "rollback.reason" in after.text
+    assert "customer asked" in after.text
