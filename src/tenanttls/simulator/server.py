@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 15.0
 # Seconds a stop waits for requests in flight before it closes the remaining connections.
-STOP_GRACE = 0.5
+STOP_GRACE = 1.0
 
 
 class SimulatorService(Protocol):
@@ -200,13 +200,7 @@ class Simulator:
                 logger.exception("simulator service failed to stop: service=%r", service)
 
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=STOP_GRACE)
-            if self._thread.is_alive():
-                # Idle keep-alive TLS connections of clients that were not closed would hold the
-                # shutdown for uvicorn's whole grace period; in-flight requests have had theirs.
-                self._server.force_exit = True
-                self._thread.join(timeout=10)
+            self._stop_listener(self._server, self._thread)
         if self._socket is not None:
             self._socket.close()
         if self.state is not None:
@@ -217,6 +211,19 @@ class Simulator:
         self._thread = None
         self._socket = None
         self.state = None  # type: ignore[assignment]
+
+    @staticmethod
+    def _stop_listener(server: uvicorn.Server, thread: threading.Thread) -> None:
+        """Let requests in flight finish (up to STOP_GRACE seconds), then close every connection."""
+        server.should_exit = True
+        deadline = time.monotonic() + STOP_GRACE
+        while thread.is_alive() and server.server_state.tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        # Idle keep-alive connections of clients that were not closed would otherwise hold the
+        # shutdown for uvicorn's whole graceful-shutdown timeout.
+        server.force_exit = True
+        thread.join(timeout=10)
 
     def __enter__(self) -> "Simulator":
         return self.start()
