@@ -76,10 +76,17 @@ class Applier:
 
         proof = proofs[0]
         fqdn = proof.label or change.name
+        if self._published(fqdn, proof.text):
+            return proof
         self.context.dns.add_txt(fqdn, proof.text, min(proof.ttl, 3600))
         self.context.dns.wait_until_visible(fqdn, proof.text, self.context.options.dns_visible_timeout)
         self.recorder.change("dns.txt.add", None, {"name": fqdn, "text": proof.text})
         return proof
+
+    def _published(self, fqdn: str, text: str) -> bool:
+        """True when the DNS server already serves the record (read before write), for publishers that can tell."""
+        lookup = getattr(self.context.dns, "lookup_txt", None)
+        return lookup is not None and text in lookup(fqdn)
 
     def _VerifyDomain(self, change: VerifyDomain) -> Any:
         try:
