@@ -40,7 +40,7 @@ def _system_ca_folder() -> str | None:
 
 
 # Every tenant has its own context. The system's CA bundle file would be parsed into each
-# one (about 0.8 MB and 36 ms per context, measured by benchmarks/relay_bench.py), while
+# one (about 0.8 MB and 30 ms per context, measured by benchmarks/relay_bench.py), while
 # OpenSSL reads a hashed CA folder only when a handshake needs a certificate from it.
 _SYSTEM_CA_FOLDER = _system_ca_folder()
 
@@ -50,7 +50,7 @@ _KEY_FOLDER_CANDIDATES = (Path("/dev/shm"), None)
 
 
 class KeyPairSource(Protocol):
-    """Where the relay gets a unique certificate's chain and decrypted key (both PEM, bytes or text).
+    """A source of unique certificates: chain and decrypted key (both PEM, bytes or text).
 
     `tenanttls.certificates.service.CertificateService` is one; `StoreKeyPairs` needs no issuer.
     """

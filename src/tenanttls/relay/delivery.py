@@ -47,7 +47,7 @@ from tenanttls.relay.settings import RelaySettings
 
 logger = logging.getLogger(__name__)
 
-# The longest the scheduler sleeps before it looks at the queue again.
+# Maximum seconds the scheduler sleeps before it looks at the queue again.
 _MAX_IDLE_WAIT = 1.0
 _SWEEP_INTERVAL = 5.0
 
@@ -73,7 +73,7 @@ class _ReusedConnectionFailed(Exception):
 
 @dataclass(frozen=True)
 class AttemptContext:
-    """What one delivery attempt presents and where it goes."""
+    """The relay assignment and the smart host of one delivery attempt."""
 
     assignment: Assignment
     host: str

@@ -1,8 +1,8 @@
 """Delivery status notifications (RFC 3464) for recipients the relay could not deliver to.
 
-The null-sender rules of RFC 5321 section 4.5.5 hold: a DSN is sent with an empty
+The null-sender rules of RFC 5321 section 4.5.5 hold. A DSN is sent with an empty
 MAIL FROM, and no DSN is ever sent for a message whose MAIL FROM was empty (an
-automatic reply, or another DSN), so two systems cannot bounce mail back and forth.
+automatic reply, or another DSN). So two systems cannot bounce mail back and forth.
 """
 
 from __future__ import annotations

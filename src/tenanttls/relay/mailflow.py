@@ -79,7 +79,7 @@ class SentMessage:
 
 @dataclass
 class PhaseCounts:
-    """What happened to the messages sent during one phase."""
+    """Counts of the messages sent during one phase, by outcome."""
 
     sent: int = 0
     accepted: int = 0

@@ -8,7 +8,7 @@ Layout of the queue folder:
     outcomes.jsonl       one line per delivery outcome, appended
 
 `enqueue` returns only after both files and the folder entry are on disk (fsync), so
-the relay answers 250 only for mail that survives a crash. A message is queued when
+the relay replies 250 only for mail that survives a crash. A message is queued when
 its state file exists: an ``.eml`` without one is a write that never completed (its
 sender got no 250) or a message already finished, and `recover` removes it.
 
@@ -103,7 +103,7 @@ class QueuedMessage:
 
 @dataclass(frozen=True)
 class Recovery:
-    """What `MessageQueue.recover` found on start."""
+    """The result of `MessageQueue.recover` at start."""
 
     queued: int
     possible_duplicates: list[str]
@@ -248,7 +248,7 @@ class MessageQueue:
     def recover(self) -> Recovery:
         """Load the queue after a start, remove partial writes and report interrupted deliveries.
 
-        A message whose state says `in_flight` may have been delivered already; it is
+        A message whose state has `in_flight` set may have been delivered already; it is
         delivered again and a ``possible-duplicate`` outcome is written for it.
         """
         for leftover in self._tmp_dir.iterdir():

@@ -1,7 +1,7 @@
 """The simulator's SMTP front door: one listener for every ``<tenant>.mail.protection.outlook.com``.
 
 A sending server connects, issues STARTTLS and may present a client certificate.
-The front door asks for one, verifies it against the CAs it is configured to
+The front door requests one, verifies it against the CAs it is configured to
 trust, and attributes each recipient of a message to a tenant the way Exchange
 Online does for mail that arrives on an OnPremises inbound connector (Microsoft
 Message Center MC1226222, February 2026):
@@ -778,7 +778,7 @@ def inspection_routes(get_front_door: Callable[[], FrontDoor | None]) -> list:
     ``GET /_simulator/messages[?tenant=ID]`` returns ``{"messages": [...], "decisions": [...]}``;
     ``DELETE /_simulator/messages`` clears both lists; ``POST /_simulator/smtp/trusted-cas``
     with a PEM body trusts that CA's client certificates from the next handshake on.
-    Each answers 404 while the front door is not running.
+    Each returns 404 while the front door is not running.
     """
     from starlette.requests import Request
     from starlette.responses import JSONResponse
