@@ -9,9 +9,9 @@ the smart host, the relay with its durable queue (fsync on), and senders that su
 messages to the relay over STARTTLS. It measures:
 
 1. deliveries per second, from the first submission until the front door accepted the
-   last message, with every tenant presenting its own certificate (``unique``) and with
-   every tenant presenting one shared certificate (``shared``), each with connection
-   reuse on and off, and the ratio unique / shared;
+   last message. Every tenant presents its own certificate (``unique``), or all present
+   one shared certificate (``shared``), each with connection reuse on and off. The ratio
+   unique / shared follows;
 2. the cost of one TLS client context by how it verifies the smart host: the system's
    CA bundle file, the system's hashed CA folder, or a file with one CA;
 3. the relay's resident memory (RSS) with the client contexts of `--memory-tenants`
@@ -113,7 +113,7 @@ class Fleet:
                     assign_legacy(connection, tenant.tenant_id, LEGACY_NAME, now)
 
     def views(self, now):
-        """Every tenant accepts its domain and its unique name, with connectors for both certificates."""
+        """Return each tenant's mail view: its domain and unique name accepted, connectors for both certificates."""
         return [
             TenantMailView(
                 tenant.tenant_id,

@@ -1,8 +1,8 @@
 """Zero downtime: several tenants go through the whole upgrade (and a rollback) while mail flows.
 
-The real engine upgrades tenants in the simulator step by step; the real relay sends a
-steady stream of normal and null-sender mail, to inside and outside recipients, to the
-simulator's SMTP front door, which attributes it as Exchange Online does.
+The real engine upgrades tenants in the simulator step by step. Meanwhile the real relay
+sends a steady stream of normal and null-sender mail, to inside and outside recipients, to
+the simulator's SMTP front door, which attributes it as Exchange Online does.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def test_upgrade_under_mail_flow(flow, tenants):
     after = [report.phases.get(phase, PhaseCounts()) for phase in AFTER_SWITCH]
     assert sum(counts.null_outside_sent for counts in before) > 0
     # A message counted under "switched" may be delivered just after the switch, under the unique
-    # certificate, and be accepted; in every earlier phase each null-sender message to outside is rejected.
+    # certificate, and be accepted. In every earlier phase each null-sender message to outside is rejected.
     assert all(counts.null_outside_accepted == 0 for counts in before[:-1])
     assert all(counts.rejected == counts.null_outside_sent - counts.null_outside_accepted for counts in before)
     assert all(counts.rejected == 0 for counts in after)
