@@ -148,6 +148,8 @@ def portal_factory(engine_factory) -> Iterator[Callable[..., PortalEnvironment]]
     def build(**options: Any) -> PortalEnvironment:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit TCP_NODELAY, which uvicorn does not set on a socket it is given.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
