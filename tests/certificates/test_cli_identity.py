@@ -151,3 +151,12 @@ def test_dns_serve_answers_and_stops(data, environment):
     assert f"serving zone crosswaretls.com on 127.0.0.1:{port}" in banner
     assert values == []
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize("port", ["70000", "-5"])
+def test_dns_serve_port_out_of_range(data, environment, port):
+    result = tenanttls("dns", "serve", "--port", port, "--data", str(data), env=environment)
+
+    assert result.returncode == 2
+    assert f"invalid DNS server port {port}: use 1-65535" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -188,5 +188,11 @@ def test_parse_server(text, expected):
 
 
 def test_parse_server_bad_port():
-    with pytest.raises(ConfigurationError, match="invalid dns_server"):
+    with pytest.raises(ConfigurationError, match="invalid dns_server '127.0.0.1:domain': the port 'domain' is not"):
         parse_server("127.0.0.1:domain")
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:70000", "127.0.0.1:0", "[::1]:-5"])
+def test_parse_server_port_out_of_range(text):
+    with pytest.raises(ConfigurationError, match="invalid dns_server .*outside 1-65535"):
+        parse_server(text)

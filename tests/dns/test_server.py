@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select
 from tenanttls.dns.publisher import Rfc2136Publisher, lookup_txt
 from tenanttls.dns.server import BuiltinDnsServer
 from tenanttls.dns.tsig import TsigKey
-from tenanttls.errors import DnsError
+from tenanttls.errors import DnsError, InvalidInput
 from tenanttls.store import schema
 from tenanttls.store.schema import dns_records
 from tests.fixtures.dns import publisher_for
@@ -274,3 +274,21 @@ def test_port_in_use_raises(builtin_dns, tmp_path):
 
     with pytest.raises(DnsError, match="cannot bind the built-in DNS server"):
         server.start()
+
+
+@pytest.mark.parametrize("port", [70000, -5, 65536])
+def test_port_out_of_range_rejected(tmp_path, port):
+    engine = create_engine(f"sqlite:///{tmp_path / 'dns.db'}")
+
+    with pytest.raises(InvalidInput, match=f"invalid DNS server port {port}: use 1-65535, or 0"):
+        BuiltinDnsServer(engine, ZONE, port=port)
+
+
+def test_ipv6_address_in_brackets(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'dns.db'}")
+    schema.metadata.create_all(engine)
+
+    with BuiltinDnsServer(engine, ZONE, host="::1") as server:
+        address, port = server.address, server.port
+
+    assert address == f"[::1]:{port}"

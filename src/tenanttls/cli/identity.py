@@ -106,7 +106,9 @@ def renew(
 
 def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on; default: the host of dns_server."),
-    port: Optional[int] = typer.Option(None, "--port", help="UDP and TCP port; default: the port of dns_server."),
+    port: Optional[int] = typer.Option(
+        None, "--port", help="UDP and TCP port, 1-65535 (0: a free port the system chooses); default: the port of dns_server."
+    ),
     config: Optional[Path] = CONFIG_OPTION,
     data: Optional[Path] = DATA_OPTION,
 ) -> None:
@@ -127,16 +129,22 @@ def serve(
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stopped.set())
 
-    server = BuiltinDnsServer(
-        store.engine, settings.provider_zone, host=host or default_host, port=default_port if port is None else port, tsig=tsig
-    )
+    server = None
     try:
+        server = BuiltinDnsServer(
+            store.engine,
+            settings.provider_zone,
+            host=host or default_host,
+            port=default_port if port is None else port,
+            tsig=tsig,
+        )
         server.start()
         signing = f"TSIG key {tsig.name}" if tsig else "no TSIG key (unsigned updates accepted)"
         typer.echo(f"serving zone {server.zone} on {server.address} (UDP and TCP), updates with {signing}", err=True)
         stopped.wait()
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         store.close()
 
 

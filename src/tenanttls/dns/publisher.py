@@ -243,10 +243,15 @@ def parse_server(text: str) -> tuple[str, int]:
     try:
         port = int(port_text)
     except ValueError as error:
-        raise ConfigurationError(f"invalid dns_server {text!r}: expected 'host:port'") from error
+        raise ConfigurationError(
+            f"invalid dns_server {text!r}: the port {port_text!r} is not a number; "
+            "write 'host:port', such as '127.0.0.1:5353'"
+        ) from error
     if not host:
-        raise ConfigurationError(f"invalid dns_server {text!r}: the host is missing")
-    return host, _check_port(port)
+        raise ConfigurationError(f"invalid dns_server {text!r}: the host is missing; write 'host:port'")
+    if not 0 < port < 65536:
+        raise ConfigurationError(f"invalid dns_server {text!r}: port {port} is outside 1-65535")
+    return host, port
 
 
 def _txt(value: str) -> dns.rdtypes.ANY.TXT.TXT:

@@ -22,7 +22,7 @@ from tenanttls.clock import Clock, SystemClock
 from tenanttls.dns.responder import Responder, reply_error
 from tenanttls.dns.tsig import TsigKey
 from tenanttls.dns.zone import ZoneRecords
-from tenanttls.errors import DnsError
+from tenanttls.errors import DnsError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ _BIND_ATTEMPTS = 20
 class BuiltinDnsServer:
     """Authoritative server for `zone`: SOA and NS at the apex, TXT records from the store.
 
-    Updates must be signed with `tsig` when it is given. Use as a context manager,
-    or call `start` and `stop`.
+    Updates must be signed with `tsig` when it is given. Port 0 lets the operating
+    system choose a free port. Use as a context manager, or call `start` and `stop`.
     """
 
     def __init__(
@@ -46,6 +46,10 @@ class BuiltinDnsServer:
         tsig: TsigKey | None = None,
         clock: Clock | None = None,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InvalidInput(
+                f"invalid DNS server port {port!r}: use 1-65535, or 0 to let the system choose a free port"
+            )
         self.records = ZoneRecords(engine, zone, clock or SystemClock())
         self.host = host
         self.tsig = tsig
@@ -69,7 +73,9 @@ class BuiltinDnsServer:
 
     @property
     def address(self) -> str:
-        """``host:port``, the form the simulator and `dns_server` settings take."""
+        """``host:port`` (``[host]:port`` for IPv6), the form the simulator and `dns_server` settings take."""
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
 
     def start(self) -> BuiltinDnsServer:
