@@ -86,6 +86,17 @@ class MailFlowHarness:
             time.sleep(DWELL)
         raise AssertionError(f"tenants did not all reach {state}")
 
+    @staticmethod
+    def wait_for_null_outside(driver: MailFlowDriver, phase: str, count: int) -> None:
+        """Wait until the stream sent `count` null-sender messages to outside recipients in `phase`."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            sent = [m for m in driver.sent if m.phase == phase and m.kind == NULL_OUTSIDE]
+            if len(sent) >= count:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the stream sent fewer than {count} null-sender messages in phase {phase}")
+
     def report(self, driver: MailFlowDriver):
         assert self.relay.wait_until_empty(30)
         door = self.service.door
@@ -115,7 +126,7 @@ def test_upgrade_under_mail_flow(flow, tenants):
     time.sleep(DWELL)
 
     flow.step_all_until(tenant_ids, "completed")
-    time.sleep(DWELL)
+    flow.wait_for_null_outside(driver, "completed", TENANTS)
     driver.stop()
     report = flow.report(driver)
 
@@ -146,7 +157,7 @@ def test_rollback_under_mail_flow(flow, tenants):
     for tenant_id in tenant_ids:
         request_rollback(flow.harness.store, tenant_id, now=flow.harness.clock.now(), actor="test")
     flow.step_all_until(tenant_ids, "rolled_back")
-    time.sleep(2 * DWELL)
+    flow.wait_for_null_outside(driver, "rolled_back", TENANTS)
     driver.stop()
     report = flow.report(driver)
 
