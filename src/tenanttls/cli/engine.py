@@ -183,7 +183,7 @@ def upgrade(
 ) -> None:
     """Request the upgrade of tenants; a running 'tenanttls worker' carries it out.
 
-    A completed tenant is left alone (and says so). A tenant in needs_attention
+    A completed tenant is left alone, with a message saying so. A tenant in needs_attention
     resumes where it stopped, with the given override flags stored for it.
     """
     from tenanttls.migration.service import request_upgrades

@@ -1,4 +1,4 @@
-"""What a step needs: the store, the Microsoft clients, the identity, certificate and DNS services.
+"""The engine's context: the store, the Microsoft clients, the identity, certificate and DNS services.
 
 `EngineContext` is built once per process (`tenanttls.migration.wiring` builds it
 from settings) and shared by the worker's threads; every member is thread-safe.

@@ -52,7 +52,7 @@ ACTOR = "demo"
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What the demo runs: fleet size, grace period, where, how many tenants at once."""
+    """The demo's parameters: fleet size, grace period, data folder and tenants run at once."""
 
     tenants: int = 25
     grace: timedelta = timedelta(seconds=5)
@@ -392,7 +392,7 @@ class _Progress:
 
 
 def simulator_attribution(simulator: Any) -> Callable[[str, str], str | None]:
-    """Return a check that asks the simulator's front door which tenant a queued message was attributed to."""
+    """Return a function that looks up, in the simulator's front door, the tenant a queued message was attributed to."""
 
     def attributed_tenant(tenant_id: str, queued_id: str) -> str | None:
         with httpx.Client(base_url=simulator.base_url, verify=str(simulator.ca_path), timeout=30) as client:

@@ -1,9 +1,9 @@
 """Crash points for the crash-recovery tests: the process kills itself at a step boundary.
 
-Set ``TENANTTLS_CRASH_AT=KIND:COUNT`` and the worker sends itself SIGKILL when it
-reaches boundary number COUNT of that kind: ``change`` (a change was applied to
-Microsoft 365 but the step's state change is not yet committed) or ``step`` (a
-step's state change was committed). Without the variable this module does nothing.
+With ``TENANTTLS_CRASH_AT=KIND:COUNT`` set, the worker sends itself SIGKILL when it
+reaches boundary number COUNT of that kind. Kind ``change`` is a change applied to
+Microsoft 365 whose step is not yet committed, and kind ``step`` is a committed state
+change. Without the variable this module does nothing.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """A generated fleet of simulated tenants for the demo and the benchmark.
 
 Every tenant has the legacy `CrosswareInboundConnector` on ``*.crossware.co.nz``.
-With `awkward` set, three tenants get the cases real fleets have: one with another
-vendor's connector (tenanttls must leave it alone), one whose admin never
-consents, and one with a `CrosswareInboundConnector-BACKUP` left over from an
-earlier attempt, with other settings (the safety gate rejects it until an operator
-passes ``--force-backup-overwrite``).
+With `awkward` set, three tenants get cases that real fleets have. One has another
+vendor's connector, which tenanttls must leave alone. One has an admin who never
+consents. One has a `CrosswareInboundConnector-BACKUP` with other settings, left over
+from an earlier attempt, which the safety gate rejects until an operator passes
+``--force-backup-overwrite``.
 """
 
 from __future__ import annotations

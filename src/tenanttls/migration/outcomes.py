@@ -1,4 +1,4 @@
-"""What a step returns: advance to the next state, wait, or stop for an operator."""
+"""Step outcomes: advance to the next state, wait, or stop for an operator."""
 
 from __future__ import annotations
 
@@ -47,5 +47,7 @@ Outcome = Advance | Wait | Stop
 
 
 class StepNotDone(TenantTlsError):
-    """A check after the step's changes failed in a way that may pass later (DNS not yet visible
-    to Graph, settings not yet applied); the runner retries with backoff like a transient error."""
+    """A check after the step's changes failed, but may pass later (DNS not yet visible to Graph).
+
+    The runner retries the step with backoff, as for a transient error.
+    """

@@ -1,7 +1,7 @@
 """The planner: compare what Microsoft 365 reports (existing) with what the provider wants (desired).
 
 Every function here is pure. The steps read live state, call the planner for
-their part, and apply the changes it returns; ``tenanttls plan`` calls
+their part, and apply the changes it returns. ``tenanttls plan`` calls
 `plan_tenant` with everything read at once and prints the result.
 """
 
@@ -40,7 +40,7 @@ SNAPSHOT_BEFORE_RENAME = "before-rename"
 
 @dataclass(frozen=True)
 class Desired:
-    """What the provider wants for one tenant."""
+    """The desired state of one tenant: names, the new connector's Comment and the operator's overrides."""
 
     connector_name: str
     legacy_certificate_name: str

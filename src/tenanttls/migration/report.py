@@ -17,7 +17,7 @@ _START_ACTIONS = ("upgrade.requested", "upgrade.resumed", "upgrade.restarted", "
 
 @dataclass
 class TenantReport:
-    """How one tenant's upgrade went."""
+    """The outcome of one tenant's upgrade: state, API calls and time spent in each state."""
 
     tenant_id: str
     display_name: str

@@ -60,7 +60,7 @@ class Retry:
 
 @dataclass(frozen=True)
 class StepReport:
-    """What one step did, for logs and the worker's loop."""
+    """The result of one step, for logs and the worker's loop."""
 
     tenant_id: str
     state_before: UpgradeState

@@ -229,7 +229,7 @@ def run_now(context: EngineContext, tenant_id: str, owner: str, *, max_steps: in
         with context.store.engine.connect() as connection:
             current = get_upgrade(connection, tenant_id)
         raise UpgradeStateError(
-            f"worker {current.lease_owner} holds tenant {tenant_id} until "
+            f"worker {current.lease_owner} has the lease on tenant {tenant_id} until "
             f"{current.lease_expires_at.isoformat(timespec='seconds') if current.lease_expires_at else '?'}; "
             "it carries out the request"
         )

@@ -44,7 +44,7 @@ EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
 
 @dataclass
 class StepInput:
-    """What a step is given: the upgrade row as claimed, the clients and the recorder."""
+    """The input of a step: the upgrade row as claimed, the clients and the recorder."""
 
     context: EngineContext
     api: CountingApi
@@ -83,7 +83,7 @@ class StepInput:
 
 
 def awaiting_consent(work: StepInput) -> Outcome:
-    """Leave when a token can be obtained for the tenant (the admin consented)."""
+    """Request a token for the tenant; advance once one is issued (the admin consented)."""
     try:
         work.api.tokens.get_token(work.tenant_id, EXCHANGE_SCOPE)
     except ConsentRequired as error:
@@ -126,7 +126,7 @@ def domain(work: StepInput) -> Outcome:
 
 
 def accepted(work: StepInput) -> Outcome:
-    """Leave when Get-AcceptedDomain lists the name; poll until the deadline otherwise."""
+    """Read Get-AcceptedDomain; advance once it lists the name, poll until the deadline otherwise."""
     name = work.unique_name()
     domains = work.api.exchange.get_accepted_domains(work.tenant_id)
     if not plan_accepted(name, domains):
@@ -256,7 +256,7 @@ def _disabled(work: StepInput, ours: InboundConnector) -> Outcome:
 
 
 def grace(work: StepInput) -> Outcome:
-    """Leave when the durable grace timer has passed."""
+    """Advance once the durable grace timer has passed; wait for it otherwise."""
     until = work.upgrade.grace_until
     if until is not None and work.now < until:
         return Wait(until, f"grace period until {until.isoformat(timespec='seconds')}")
@@ -295,7 +295,7 @@ def switched(work: StepInput) -> Outcome:
 
 
 def verified(work: StepInput) -> Outcome:
-    """Probe the mail flow with the unique certificate; leave when it is accepted and attributed."""
+    """Probe the mail flow with the unique certificate; advance once it is accepted and attributed."""
     name = work.unique_name()
     with work.context.store.engine.connect() as connection:
         assignment = relay_assignments.find_assignment(connection, work.tenant_id)

@@ -93,7 +93,7 @@ class Worker:
     def run(self, until: Callable[[], bool] | None = None) -> WorkerStats:
         """Claim and run due tenants until `stop()` is called or `until()` returns True.
 
-        `until` is checked whenever no tenant is running, so it sees settled states.
+        `until` is called only while no tenant is running, so it reads settled states.
         """
         logger.info("worker started: owner=%s concurrency=%d", self.owner, self.concurrency)
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tenanttls-worker") as pool:
@@ -167,8 +167,8 @@ class Worker:
                 if not report.due_now:
                     break
         except LeaseLost as error:
-            # Either another worker took the tenant (the release below does nothing) or an
-            # operator changed its state (rollback); releasing lets the next claim start at once.
+            # Either another worker took the tenant, and the release below does nothing, or an
+            # operator changed its state (rollback). Releasing lets the next claim start at once.
             with self.stats.lock:
                 self.stats.leases_lost += 1
             logger.warning("lease lost: tenant=%s owner=%s error=%s", tenant_id, self.owner, error)

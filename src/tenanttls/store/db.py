@@ -1,9 +1,9 @@
 """Opening the store: engine creation, Alembic migrations and schema checks.
 
 `open_store` is the one way in. With ``create=True`` (``tenanttls init``, the demo,
-tests) it creates the database or migrates it to the current revision; without it,
-it checks that the database is at the revision this version of tenanttls expects and
-raises `StoreError` naming both revisions and the fix when it is not.
+tests) it creates the database or migrates it to the current revision. Without it,
+it checks that the database is at the revision this version of tenanttls expects,
+and raises `StoreError` naming both revisions and the fix when it is not.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from tenanttls.store.schema import tenants
 
 @dataclass(frozen=True)
 class TenantRecord:
-    """A customer tenant as the provider knows it."""
+    """A customer tenant as the provider's store records it."""
 
     tenant_id: str
     initial_domain: str

@@ -2,8 +2,8 @@
 
 A row is due when `requested` is true and `next_attempt_at` has passed; a terminal
 or paused upgrade has `next_attempt_at` NULL. A worker claims a due row by writing
-its `lease_owner` and `lease_expires_at`; another worker may take the row only
-after the lease expired, which is how a crashed worker's tenants are picked up.
+its `lease_owner` and `lease_expires_at`. Another worker may take the row only
+after the lease expired, so a crashed worker's tenants are picked up later.
 Every write by a worker names the lease owner, so a worker that lost its lease
 cannot overwrite the new owner's progress.
 """
