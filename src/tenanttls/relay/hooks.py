@@ -35,7 +35,7 @@ class MessageRejected(RelayError):
     """A hook rejects a message for good; `reply` is the 5xx SMTP reply the sender gets."""
 
     def __init__(self, reply: str) -> None:
-        if not reply[:1] == "5":
+        if not reply.startswith("5"):
             raise ValueError(f"a rejection needs a 5xx reply, got {reply!r}")
         super().__init__(reply)
         self.reply = reply

@@ -6,7 +6,7 @@ Sizes are in bytes and times in seconds.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tenanttls.domain.names import validate_domain_name
@@ -16,7 +16,8 @@ from tenanttls.errors import ConfigurationError, InvalidInput
 DEFAULT_MAX_MESSAGE_SIZE = 36 * 1024 * 1024
 # Retry delays after the 1st, 2nd, ... deferral; the last one repeats until `max_queue_age`.
 DEFAULT_RETRY_SCHEDULE = (60.0, 300.0, 900.0, 1800.0, 3600.0)
-# Exchange Online keeps retrying a deferred message for 24 hours before it returns a DSN.
+# Exchange Online keeps retrying a deferred message for 24 hours before it returns a DSN
+# (Message Center MC173908, 2019).
 DEFAULT_MAX_QUEUE_AGE = 24 * 3600.0
 SMTP_PORT = 25
 
@@ -67,7 +68,6 @@ class RelaySettings:
     max_queue_age: float = DEFAULT_MAX_QUEUE_AGE
     assignment_max_age: float = 1.0  # a cached relay assignment is read again after this long
     max_cached_contexts: int = 20_000
-    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_relay_settings(self)
