@@ -7,7 +7,6 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 from sqlalchemy import update
 
 from tenanttls.simulator.smtp import SmtpFrontDoorService
@@ -41,7 +40,7 @@ def test_security_headers_on_pages(portal):
     assert f"form-action 'self' {portal.simulator.base_url}" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["x-content-type-options"] == "nosniff"
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     assert page.headers["cache-control"] == "no-store"
 
 
@@ -257,7 +256,7 @@ def test_api_status_and_openapi(portal):
     assert status["actions"]["grant_consent"] is True
     assert status["explanations"]["incomplete_setup"]["question"].startswith("Why does the new domain show")
     assert [entry["key"] for entry in status["timeline"]][0] == "awaiting_consent"
-    assert f"/api/tenants/{{tenant_id}}/start" in schema["paths"]
+    assert "/api/tenants/{tenant_id}/start" in schema["paths"]
     assert "/api/operator/tenants" in schema["paths"]
 
 

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import typer
 
 logger = logging.getLogger(__name__)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Return a socket bound to `host` and `port` (0: a free port), ready for uvicorn.
+
+    The portal binds before it starts so that, with port 0, the public URL and the redirect
+    URIs built from it name the real port. Accepted connections inherit TCP_NODELAY, which
+    uvicorn does not set on a socket it is given; without it, small responses wait for the
+    client's delayed ACK.
+    """
+    family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, protocol)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        from tenanttls.errors import ConfigurationError
+
+        raise ConfigurationError(f"cannot listen on {host} port {port}: {error.strerror}; choose another --port") from error
+    return sock
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +42,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8080, "--port", min=0, max=65535, help="TCP port to listen on; 0 picks a free one."),
         config: Path | None = typer.Option(None, "--config", exists=True, dir_okay=False, help="TOML settings file."),
         public_url: str | None = typer.Option(
-            None, "--public-url", help="The portal's address as browsers see it (default: the portal_url setting)."
+            None, "--public-url", help="The portal's address as browsers see it (default: the portal_url setting, else http://HOST:PORT)."
         ),
     ) -> None:
         """Serve the provider portal: Admin Settings > Setup > Connector, the operator view and the JSON API."""
@@ -30,11 +53,16 @@ def register(app: typer.Typer) -> None:
         from tenanttls.portal.app import create_app
 
         settings = load_settings(config)
-        context = build_portal(settings, public_url=public_url or settings.portal_url or f"http://{host}:{port}")
-        logger.info("portal starting: host=%s port=%s public_url=%s", host, port, context.config.public_url)
+        sock = _listen(host, port)
+        bound = sock.getsockname()[1]
+        listen_url = f"http://{host}:{bound}" if ":" not in host else f"http://[{host}]:{bound}"
+        context = build_portal(settings, public_url=public_url or settings.portal_url or listen_url)
+        typer.echo(f"portal: listening on {listen_url}, public URL {context.config.public_url}", err=True)
         try:
             # The access log is off: it would write the query strings of the sign-in and consent
             # callbacks, which carry authorization codes. The app logs each request without them.
-            uvicorn.run(create_app(context), host=host, port=port, access_log=False, log_level="info", proxy_headers=True)
+            server = uvicorn.Server(uvicorn.Config(create_app(context), access_log=False, log_level="info", proxy_headers=True))
+            server.run(sockets=[sock])
         finally:
             context.close()
+            sock.close()

@@ -94,11 +94,9 @@ class CheckRunner:
         consent = self.check_consent(subject, token)
         results = [token, consent]
 
-        connectors: list[InboundConnector] | None = None
         if consent.passed:
             results.append(self.check_accepted_domain(subject))
-            connectors, connector_result = self.check_connectors(subject)
-            results.append(connector_result)
+            results.append(self.check_connectors(subject))
         else:
             results.append(CheckResult("domain", "Accepted domain present and verified", None, "Needs the permissions first."))
             results.append(CheckResult("connectors", "Connectors as expected", None, "Needs the permissions first."))
@@ -181,21 +179,21 @@ class CheckRunner:
             )
         return CheckResult("domain", title, None, f"{name} is added when the upgrade reaches this step.")
 
-    def check_connectors(self, subject: CheckSubject) -> tuple[list[InboundConnector] | None, CheckResult]:
+    def check_connectors(self, subject: CheckSubject) -> CheckResult:
         title = "Connectors as expected"
         try:
             connectors = self._clients.exchange.get_inbound_connectors(subject.tenant_id)
         except MicrosoftApiError as error:
             logger.warning("check failed: tenant=%s check=connectors error=%s", subject.tenant_id, error)
-            return None, CheckResult("connectors", title, False, f"The connectors could not be read: {error}", "Try again later.")
+            return CheckResult("connectors", title, False, f"The connectors could not be read: {error}", "Try again later.")
 
         problems = expected_connector_problems(subject, connectors)
         if problems:
-            return connectors, CheckResult(
+            return CheckResult(
                 "connectors", title, False, " ".join(problems),
-                "Do not change the connectors by hand during the upgrade; use Retry, Roll back, or contact support.",
+                "Do not change the connectors by hand during the upgrade; roll back, or contact support.",
             )
-        return connectors, CheckResult("connectors", title, True, describe_connectors(connectors))
+        return CheckResult("connectors", title, True, describe_connectors(connectors))
 
     # -- certificate and return path --------------------------------------------------------
 
@@ -242,14 +240,19 @@ class CheckRunner:
 def return_host(subject: CheckSubject) -> tuple[str, int]:
     """Return the host and port the relay delivers the tenant's mail to.
 
-    The stored smart host may carry a port (``host:port``); without one, the host is
-    ``<initial label>.mail.protection.outlook.com`` on port 25.
+    The stored smart host may carry a port (``host:port`` or ``[IPv6]:port``); without a
+    stored smart host it is ``<initial label>.mail.protection.outlook.com`` on port 25.
     """
     if subject.smart_host:
-        host, _, port = subject.smart_host.rpartition(":")
-        if host and port.isdigit():
-            return host, int(port)
-        return subject.smart_host, SMTP_PORT
+        text = subject.smart_host.strip()
+        if text.startswith("["):
+            host, _, rest = text[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        elif text.count(":") == 1:
+            host, _, port = text.partition(":")
+        else:
+            host, port = text, ""
+        return host, int(port) if port.isdigit() else SMTP_PORT
     label = subject.initial_domain.split(".")[0]
     return f"{label}.mail.protection.outlook.com", SMTP_PORT
 

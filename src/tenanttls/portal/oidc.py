@@ -12,7 +12,6 @@ multi-tenant apps that sign in through ``organizations``.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import logging
 import threading
@@ -329,7 +328,3 @@ def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
         return {}
     return body if isinstance(body, dict) else {}
 
-
-def thumbprint(value: str) -> str:
-    """Return a short, non-reversible fingerprint of `value` for logs (never the value itself)."""
-    return hashlib.sha256(value.encode()).hexdigest()[:12]
