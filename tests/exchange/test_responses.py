@@ -300,6 +300,15 @@ def test_set_sends_identity_and_parameters(client, scripted):
     assert parameters == {"Identity": "CrosswareInboundConnector", "Name": "CrosswareInboundConnector-BACKUP"}
 
 
+def test_accepted_domains_unlimited(client, scripted):
+    scripted.default = Reply(200, {"value": [{"DomainName": "Contoso.com", "DomainType": "Authoritative"}]})
+
+    domains = client.get_accepted_domains(TENANT)
+
+    assert [d.domain_name for d in domains] == ["contoso.com"]
+    assert scripted.requests[0].json()["CmdletInput"]["Parameters"] == {"ResultSize": "Unlimited"}
+
+
 def test_remove_skips_confirmation(client, scripted):
     client.remove_inbound_connector(TENANT, "CrosswareInboundConnector-BACKUP")
 

@@ -220,8 +220,11 @@ class ExchangeClient:
         self._invoke(tenant, "Remove-InboundConnector", {"Identity": identity, "Confirm": False}, None, False)
 
     def get_accepted_domains(self, tenant: str) -> list[AcceptedDomain]:
-        """Return every accepted domain of `tenant` (Get-AcceptedDomain)."""
-        result = self.invoke(tenant, "Get-AcceptedDomain")
+        """Return every accepted domain of `tenant` (Get-AcceptedDomain -ResultSize Unlimited).
+
+        Without ResultSize the cmdlet returns at most 1000 domains, its documented default.
+        """
+        result = self.invoke(tenant, "Get-AcceptedDomain", {"ResultSize": "Unlimited"})
         return [self._accepted_domain(tenant, raw) for raw in result.values]
 
     @staticmethod
