@@ -206,6 +206,11 @@ class RelayThread:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self.relay.stop())
+            # Sessions still open (a client that did not QUIT) end with the loop.
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="relay", daemon=True)
