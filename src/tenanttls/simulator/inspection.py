@@ -237,6 +237,8 @@ async def advance_clock(request: Request, services: Services) -> Any:
     advance(seconds)
     if isinstance(services.clock, OffsetClock):
         services.state.set_clock_offset_seconds(services.clock.offset.total_seconds())
+    else:
+        services.state.record("advance-clock", {"seconds": seconds})
     logger.info("simulator clock advanced: seconds=%s now=%s", seconds, iso(services.clock.now()))
     return await get_clock(request, services)
 

@@ -357,6 +357,11 @@ class SimulatorState:
         )
         logger.info("simulator mutation: tenant=%s operation=%s detail=%s", tenant_id, operation, json.dumps(detail, default=str)[:500])
 
+    def record(self, operation: str, detail: Mapping[str, Any], tenant_id: str | None = None) -> None:
+        """Write an event that changes no tenant document (such as a clock jump) to the mutation log."""
+        with self._lock, self._transaction():
+            self._log(tenant_id, operation, detail)
+
     def mutations(self, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Return the latest `limit` mutations, oldest first, for one tenant or for all."""
         query = "SELECT id, at, tenant_id, operation, detail FROM mutations"

@@ -1,0 +1,253 @@
+"""The /_simulator/ inspection API: seeding, reading and changing tenants, settings, clock, mutation log, mail view."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.simulator import DEFAULT_INITIAL_DOMAIN, DEFAULT_TENANT_ID, make_tenant
+from tests.simulator.helpers import access_token, invoke, token_request
+
+EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
+
+
+def test_health(client):
+    response = client.get("/_simulator/health")
+
+    assert response.json() == {"status": "ok", "tenants": 1}
+
+
+def test_seed_adds_tenants(client, app_credentials):
+    tenant = make_tenant(initial_domain="fabrikam.onmicrosoft.com", accepted_domains=["fabrikam.com"])
+
+    response = client.post("/_simulator/seed", json={"tenants": [tenant]})
+    listed = client.get("/_simulator/tenants").json()["tenants"]
+
+    assert response.status_code == 201
+    assert response.json() == {"tenants": [tenant["tenant_id"]]}
+    assert [item["initial_domain"] for item in listed] == [DEFAULT_INITIAL_DOMAIN, "fabrikam.onmicrosoft.com"]
+    assert token_request(client, "fabrikam.com", app_credentials).status_code == 200
+
+
+def test_seed_existing_tenant_needs_replace(client, simulator_tenant):
+    replacement = {**simulator_tenant, "display_name": "Contoso Ltd", "inbound_connectors": []}
+
+    refused = client.post("/_simulator/seed", json={"tenants": [replacement]})
+    replaced = client.post("/_simulator/seed", params={"replace": "true"}, json={"tenants": [replacement]})
+    document = client.get(f"/_simulator/tenants/{DEFAULT_TENANT_ID}").json()
+
+    assert refused.status_code == 400
+    assert "already exists" in refused.json()["error"]
+    assert replaced.status_code == 201
+    assert document["display_name"] == "Contoso Ltd"
+    assert document["inbound_connectors"] == []
+
+
+@pytest.mark.parametrize(
+    ("seed", "message"),
+    [
+        ({"tenants": [make_tenant(tenant_id="not-a-guid")]}, "invalid tenant id"),
+        ({"tenants": [make_tenant(initial_domain="contoso.com")]}, "must end in .onmicrosoft.com"),
+        ({"tenants": [{**make_tenant(), "colour": "blue"}]}, "unknown tenant key(s) colour"),
+        ({"tenants": [make_tenant(inbound_connectors=[{"Enabled": True}])]}, "has no Name"),
+        ({"tenants": [make_tenant(inbound_connectors=[{"Name": "A", "SenderDomains": ["a.*.b"]}])]}, "SenderDomains"),
+        ({"tenants": [make_tenant(app_roles=["Chief Wizard"])]}, "unknown Entra role"),
+        ({"tenants": [make_tenant(accepted_domains=["contoso.com"])]}, "already verified in tenant"),
+        ({"tenants": [make_tenant(delays={"connector_seconds": "soon"})]}, "invalid duration"),
+        ({"tenants": [make_tenant(faults={"throttle_rate": 3})]}, "probability"),
+        ({"app": {"client_id": "x", "certificates": ["pem"]}, "tenants": []}, "client_id"),
+        ({"app": {"client_id": DEFAULT_TENANT_ID, "certificates": ["not a pem"]}, "tenants": []}, "certificate"),
+        ({"tenants": "all"}, "must be a list"),
+        ({"tenant": []}, "unknown seed key(s) tenant"),
+        ([], "must be a JSON object"),
+    ],
+)
+def test_invalid_seed_changes_nothing(client, seed, message):
+    before = client.get("/_simulator/tenants").json()
+
+    response = client.post("/_simulator/seed", json=seed)
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert client.get("/_simulator/tenants").json() == before
+
+
+def test_seed_malformed_json(client):
+    response = client.post("/_simulator/seed", content=b"{", headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("reference", [DEFAULT_TENANT_ID, DEFAULT_INITIAL_DOMAIN, "CONTOSO.COM"])
+def test_get_tenant_document(client, reference):
+    response = client.get(f"/_simulator/tenants/{reference}")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["tenant_id"] == DEFAULT_TENANT_ID
+    assert document["consent"]["granted"] is True
+    assert document["app_roles"] == [EXCHANGE_ADMINISTRATOR]
+    assert set(document["domains"]) == {DEFAULT_INITIAL_DOMAIN, "contoso.com"}
+    assert document["inbound_connectors"][0]["current"]["Name"] == "CrosswareInboundConnector"
+
+
+def test_unknown_tenant_is_404(client):
+    assert client.get("/_simulator/tenants/unknown.onmicrosoft.com").status_code == 404
+    assert client.patch("/_simulator/tenants/unknown.onmicrosoft.com", json={}).status_code == 404
+    assert client.delete("/_simulator/tenants/unknown.onmicrosoft.com").status_code == 404
+
+
+def test_update_tenant(client, exchange_token):
+    response = client.patch(
+        f"/_simulator/tenants/{DEFAULT_TENANT_ID}",
+        json={
+            "display_name": "Contoso Pty",
+            "connectors_created_disabled": True,
+            "app_roles": ["Global Reader"],
+            "delays": {"connector_seconds": "5m"},
+            "consent_decision": "deny",
+        },
+    )
+    document = response.json()
+    write = invoke(client, DEFAULT_TENANT_ID, exchange_token, "Set-InboundConnector", {"Identity": "CrosswareInboundConnector", "Enabled": False})
+
+    assert response.status_code == 200
+    assert document["display_name"] == "Contoso Pty"
+    assert document["connectors_created_disabled"] is True
+    assert document["app_roles"] == [GLOBAL_READER]
+    assert document["delays"] == {"connector_seconds": 300.0}
+    assert document["consent"]["decision"] == "deny"
+    # The token was issued before the role changed; Exchange reads roles from the token.
+    assert write.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"colour": "blue"},
+        {"connectors_created_disabled": "yes"},
+        {"app_roles": "Global Reader"},
+        {"display_name": ""},
+        {"consent_decision": "maybe"},
+        {"delays": {"connector_seconds": -1}},
+        [],
+    ],
+)
+def test_update_tenant_rejects_invalid(client, update):
+    before = client.get(f"/_simulator/tenants/{DEFAULT_TENANT_ID}").json()
+
+    response = client.patch(f"/_simulator/tenants/{DEFAULT_TENANT_ID}", json=update)
+
+    assert response.status_code == 400
+    assert client.get(f"/_simulator/tenants/{DEFAULT_TENANT_ID}").json() == before
+
+
+def test_delete_tenant(client, app_credentials):
+    response = client.delete(f"/_simulator/tenants/{DEFAULT_TENANT_ID}")
+
+    assert response.status_code == 204
+    assert client.get("/_simulator/tenants").json() == {"tenants": []}
+    assert token_request(client, DEFAULT_TENANT_ID, app_credentials).json()["error_codes"] == [90002]
+
+
+@pytest.mark.parametrize("body", [{"granted": "yes"}, {"granted": True, "permissions": "all"}, {}, None])
+def test_consent_rejects_invalid(client, body):
+    response = client.post(f"/_simulator/tenants/{DEFAULT_TENANT_ID}/consent", json=body)
+
+    assert response.status_code == 400
+
+
+def test_consent_with_permissions(client, app_credentials):
+    response = client.post(f"/_simulator/tenants/{DEFAULT_TENANT_ID}/consent", json={"granted": True, "permissions": ["Domain.Read.All"]})
+
+    assert response.status_code == 200
+    assert response.json()["permissions"] == ["Domain.Read.All"]
+
+
+def test_consent_decision_rejects_invalid(client):
+    response = client.post(f"/_simulator/tenants/{DEFAULT_TENANT_ID}/consent-decision", json={"decision": "later"})
+
+    assert response.status_code == 400
+
+
+def test_settings(client):
+    before = client.get("/_simulator/settings").json()
+    response = client.patch("/_simulator/settings", json={"delays": {"accepted_domain_seconds": "15m"}, "page_size": 50})
+    restored = client.patch("/_simulator/settings", json={"delays": {"accepted_domain_seconds": None}})
+
+    assert before["delays"] == {"accepted_domain_seconds": 0.0, "connector_seconds": 0.0, "consent_seconds": 0.0}
+    assert before["page_size"] == 1000
+    assert response.json()["delays"]["accepted_domain_seconds"] == 900.0
+    assert response.json()["page_size"] == 50
+    assert restored.json()["delays"]["accepted_domain_seconds"] == 0.0
+
+
+@pytest.mark.parametrize("update", [{"page_size": 0}, {"page_size": "ten"}, {"token_lifetime_seconds": True}, {"speed": 1}])
+def test_settings_reject_invalid(client, update):
+    response = client.patch("/_simulator/settings", json=update)
+
+    assert response.status_code == 400
+
+
+def test_token_lifetime_setting(simulator, client, app_credentials):
+    client.patch("/_simulator/settings", json={"token_lifetime_seconds": 60})
+
+    response = token_request(client, DEFAULT_TENANT_ID, app_credentials)
+
+    assert response.json()["expires_in"] == 60
+
+
+def test_clock(simulator, client):
+    before = client.get("/_simulator/clock").json()
+    advanced = client.post("/_simulator/clock/advance", json={"seconds": 86400})
+    backwards = client.post("/_simulator/clock/advance", json={"seconds": -1})
+    nonsense = client.post("/_simulator/clock/advance", json={"seconds": "a day"})
+
+    assert before["kind"] == "ManualClock"
+    assert advanced.status_code == 200
+    assert advanced.json()["now"] > before["now"]
+    assert simulator.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ") == advanced.json()["now"]
+    assert backwards.status_code == 400
+    assert nonsense.status_code == 400
+
+
+def test_mutation_log(client, exchange_token):
+    invoke(client, DEFAULT_TENANT_ID, exchange_token, "Set-InboundConnector", {"Identity": "CrosswareInboundConnector", "Enabled": False})
+    client.post("/_simulator/clock/advance", json={"seconds": 1})
+
+    mine = client.get("/_simulator/mutations", params={"tenant": DEFAULT_INITIAL_DOMAIN}).json()["mutations"]
+    everything = client.get("/_simulator/mutations", params={"limit": 1}).json()["mutations"]
+    unknown = client.get("/_simulator/mutations", params={"tenant": "nobody.onmicrosoft.com"})
+
+    assert [item["operation"] for item in mine] == ["seed-tenant", "Set-InboundConnector"]
+    assert all(item["tenant_id"] == DEFAULT_TENANT_ID for item in mine)
+    assert mine[-1]["detail"]["changed"] == ["Enabled"]
+    assert [item["operation"] for item in everything] == ["advance-clock"]
+    assert unknown.status_code == 404
+
+
+def test_mail_view(simulator, client, exchange_token):
+    client.patch(f"/_simulator/tenants/{DEFAULT_TENANT_ID}", json={"delays": {"connector_seconds": 60}})
+    invoke(client, DEFAULT_TENANT_ID, exchange_token, "Set-InboundConnector", {"Identity": "CrosswareInboundConnector", "Enabled": False})
+
+    now = client.get("/_simulator/mail-view").json()
+    later = client.get("/_simulator/mail-view", params={"at": "2999-01-01T00:00:00Z"}).json()
+    invalid = client.get("/_simulator/mail-view", params={"at": "tomorrow"})
+
+    [tenant] = now["tenants"]
+    assert tenant["tenant_id"] == DEFAULT_TENANT_ID
+    assert tenant["accepted_domains"] == [DEFAULT_INITIAL_DOMAIN, "contoso.com"]
+    assert tenant["inbound_connectors"][0]["Enabled"] is True
+    assert later["tenants"][0]["inbound_connectors"][0]["Enabled"] is False
+    assert invalid.status_code == 400
+
+
+def test_mail_view_from_python(simulator, app_credentials, client):
+    token = access_token(simulator, app_credentials, DEFAULT_TENANT_ID)
+    invoke(client, DEFAULT_TENANT_ID, token, "Remove-InboundConnector", {"Identity": "CrosswareInboundConnector"})
+
+    [view] = simulator.state.mail_view(simulator.clock.now())
+
+    assert view.tenant_id == DEFAULT_TENANT_ID
+    assert view.initial_domain == DEFAULT_INITIAL_DOMAIN
+    assert view.inbound_connectors == ()

@@ -1,0 +1,119 @@
+"""State, keys, TLS files and the clock survive a restart on the same data folder."""
+
+from __future__ import annotations
+
+from tenanttls.simulator import Simulator
+from tests.fixtures.simulator import make_tenant
+from tests.simulator.helpers import access_token, graph_token, https_client, invoke
+
+NEW_CONNECTOR = {
+    "Name": "CrosswareInboundConnector-Unique",
+    "ConnectorType": "OnPremises",
+    "SenderDomains": "*",
+    "RestrictDomainsToCertificate": True,
+    "TlsSenderCertificateName": "unique.crosswaretls.example",
+}
+
+
+def _names(http, tenant_id, token, cmdlet):
+    response = invoke(http, tenant_id, token, cmdlet)
+    assert response.status_code == 200, response.text
+    return [item["Name"] for item in response.json()["value"]]
+
+
+def test_restart_keeps_state(simulator_factory, app_credentials, tmp_path):
+    tenant = make_tenant(accepted_domains=["contoso.com"])
+    tenant_id = tenant["tenant_id"]
+    data = tmp_path / "data"
+
+    first = simulator_factory({"tenants": [tenant]}, data_dir=data)
+    with https_client(first) as http:
+        token = access_token(first, app_credentials, tenant_id)
+        graph = graph_token(first, app_credentials, tenant_id)
+        invoke(http, tenant_id, token, "Set-InboundConnector", {"Identity": "CrosswareInboundConnector", "Name": "CrosswareInboundConnector-BACKUP"})
+        invoke(http, tenant_id, token, "New-InboundConnector", NEW_CONNECTOR)
+        http.post("/v1.0/domains", json={"id": "relay.contoso.com"}, headers={"Authorization": f"Bearer {graph}"})
+        http.patch("/_simulator/settings", json={"page_size": 5, "delays": {"connector_seconds": 60}})
+        http.post("/_simulator/clock/advance", json={"seconds": 3600})
+        clock_before = http.get("/_simulator/clock").json()
+        mutations_before = http.get("/_simulator/mutations").json()["mutations"]
+    ca_before = first.ca_path.read_bytes()
+    certificate_before = (data / "tls" / "server.pem").read_bytes()
+    first.stop()
+
+    # Restart with the same seed: existing tenants are kept as they are.
+    second = simulator_factory({"tenants": [tenant]}, data_dir=data)
+    with https_client(second) as http:
+        connectors = _names(http, tenant_id, token, "Get-InboundConnector")
+        domains = _names(http, tenant_id, token, "Get-AcceptedDomain")
+        settings = http.get("/_simulator/settings").json()
+        clock_after = http.get("/_simulator/clock").json()
+        mutations_after = http.get("/_simulator/mutations").json()["mutations"]
+
+    assert connectors == ["CrosswareInboundConnector-BACKUP", "CrosswareInboundConnector-Unique"]
+    assert "relay.contoso.com" in domains
+    assert settings["page_size"] == 5
+    assert settings["delays"]["connector_seconds"] == 60
+    assert clock_before["offset_seconds"] == 3600
+    assert clock_after["offset_seconds"] == 3600
+    assert clock_after["now"] >= clock_before["now"]
+    assert mutations_after[: len(mutations_before)] == mutations_before
+    assert second.ca_path.read_bytes() == ca_before
+    assert (data / "tls" / "server.pem").read_bytes() == certificate_before
+
+
+def test_restart_keeps_signing_key(simulator_factory, app_credentials, tmp_path):
+    tenant = make_tenant()
+    data = tmp_path / "data"
+    first = simulator_factory({"tenants": [tenant]}, data_dir=data)
+    token = access_token(first, app_credentials, tenant["tenant_id"])
+    first.stop()
+
+    second = simulator_factory(data_dir=data)
+    with https_client(second) as http:
+        response = invoke(http, tenant["tenant_id"], token, "Get-InboundConnector")
+
+    assert response.status_code == 200
+
+
+def test_mail_view_delays_survive_restart(simulator_factory, app_credentials, tmp_path):
+    tenant = make_tenant(delays={"connector_seconds": 600})
+    tenant_id = tenant["tenant_id"]
+    data = tmp_path / "data"
+    first = simulator_factory({"tenants": [tenant]}, data_dir=data)
+    with https_client(first) as http:
+        invoke(http, tenant_id, access_token(first, app_credentials, tenant_id), "New-InboundConnector", NEW_CONNECTOR)
+    first.stop()
+
+    second = simulator_factory(data_dir=data)
+    [early] = second.state.mail_view(second.clock.now(), [tenant_id])
+    with https_client(second) as http:
+        http.post("/_simulator/clock/advance", json={"seconds": 600})
+    [late] = second.state.mail_view(second.clock.now(), [tenant_id])
+
+    assert [item["Name"] for item in early.inbound_connectors] == ["CrosswareInboundConnector"]
+    assert [item["Name"] for item in late.inbound_connectors] == ["CrosswareInboundConnector", "CrosswareInboundConnector-Unique"]
+
+
+def test_server_certificate_renewed_for_new_host(tmp_path):
+    data = tmp_path / "data"
+    with Simulator(data, host="127.0.0.1"):
+        pass
+    ca_before = (data / "tls" / "ca.pem").read_bytes()
+    certificate_before = (data / "tls" / "server.pem").read_bytes()
+
+    with Simulator(data, host="127.0.0.2") as simulator:
+        with https_client(simulator) as http:
+            other_host = http.get("/_simulator/health")
+
+    assert simulator.base_url.startswith("https://127.0.0.2:")
+    assert other_host.status_code == 200
+    assert (data / "tls" / "ca.pem").read_bytes() == ca_before
+    assert (data / "tls" / "server.pem").read_bytes() != certificate_before
+
+
+def test_private_keys_not_world_readable(simulator):
+    data = simulator.data_dir
+
+    for path in (data / "tls" / "ca.key", data / "tls" / "server.key", data / "keys" / "token-signing.key"):
+        assert path.stat().st_mode & 0o077 == 0, path
