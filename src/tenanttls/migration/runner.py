@@ -98,8 +98,6 @@ def run_step(context: EngineContext, tenant_id: str, owner: str) -> StepReport:
     recorder = Recorder(context, tenant_id, state.value, upgrade.run_id)
     outcome = _call(step, StepInput(context, api, upgrade, recorder), upgrade, state, context)
 
-    with context.store.write() as connection:
-        add_api_calls(connection, tenant_id, api.counter.count)
     report = _commit(context, upgrade, state, owner, outcome, api.counter.count)
     _log(report, upgrade)
     return report
@@ -154,6 +152,7 @@ def _commit(
     recorder = Recorder(context, tenant_id, state.value, upgrade.run_id)
 
     with context.store.write() as connection:
+        add_api_calls(connection, tenant_id, calls)
         if isinstance(outcome, Advance):
             terminal = outcome.to in TERMINAL
             next_at = None if terminal else (outcome.next_attempt_at or now)
