@@ -5,8 +5,8 @@ Run from the repository root:
     .venv/bin/python benchmarks/portal_bench.py [--tenants 100000] [--requests 30]
 
 It creates a temporary SQLite store with the real schema and fills it with `--tenants`
-tenants in bulk: about 73 % awaiting consent, 15 % completed, the rest spread over the
-other states, and a unique name for every tenant past awaiting consent. Then it serves
+tenants in bulk. About 73 % await consent, 15 % are completed and the rest are spread over
+the other states. Every tenant past awaiting consent has a unique name. Then it serves
 the portal with uvicorn on 127.0.0.1, in a child process, and requests, `--requests` times each, over HTTP
 with an operator's session cookie:
 
@@ -75,7 +75,7 @@ def fill_store(url: str, count: int, seed: int) -> list[tuple[str, str, str | No
     rng = random.Random(seed)
     states = [state for state, weight in STATE_WEIGHTS.items() for _ in range(weight)]
     now = datetime.now(timezone.utc)
-    made = []
+    created = []
 
     with store.engine.begin() as connection:
         for start in range(0, count, BATCH):
@@ -98,13 +98,13 @@ def fill_store(url: str, count: int, seed: int) -> list[tuple[str, str, str | No
                     label = base64.b32encode(rng.randbytes(16)).decode().lower().rstrip("=")[:26]
                     name = f"{label}.crosswaretls.com"
                     identity_rows.append({"label": label, "tenant_id": tenant_id, "name": name, "created_at": now})
-                made.append((tenant_id, domain, name))
+                created.append((tenant_id, domain, name))
             connection.execute(insert(tenants), tenant_rows)
             connection.execute(insert(upgrades), upgrade_rows)
             if identity_rows:
                 connection.execute(insert(identities), identity_rows)
     store.close()
-    return made
+    return created
 
 
 def build_portal(url: str, secret: bytes, base_url: str) -> PortalContext:
@@ -176,7 +176,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as folder:
         url = f"sqlite:///{Path(folder) / 'tenanttls.db'}"
         started = time.perf_counter()
-        made = fill_store(url, arguments.tenants, arguments.seed)
+        created = fill_store(url, arguments.tenants, arguments.seed)
         print(f"store: {arguments.tenants} tenants inserted in {time.perf_counter() - started:.1f} s")
 
         # The portal runs in its own process, as `tenanttls portal` does, so that the client's
@@ -188,9 +188,9 @@ def main() -> None:
         if not parent_end.poll(30):
             raise SystemExit("the portal did not start within 30 s")
         base_url = f"http://127.0.0.1:{parent_end.recv()}"
-        middle = sorted(domain for _, domain, _ in made)[len(made) // 2]
-        named = next(name for _, _, name in made if name)
-        some_id = made[len(made) // 3][0]
+        middle = sorted(domain for _, domain, _ in created)[len(created) // 2]
+        named = next(name for _, _, name in created if name)
+        some_id = created[len(created) // 3][0]
 
         queries = [
             ("first page", {}, "Fleet"),

@@ -1,7 +1,7 @@
 """Tenant isolation and roles: a tenant's user reads and acts only on their own tenant.
 
 Every route that takes a tenant id is tried with another tenant's id, through the pages
-and the JSON API, and must answer 404 without touching that tenant.
+and the JSON API, and must get 404 without touching that tenant.
 """
 
 from __future__ import annotations

@@ -29,9 +29,10 @@ def fleet(store):
             tenant_id = _tenant_id(number)
             record = TenantRecord(tenant_id, f"customer{number:02d}.onmicrosoft.com", f"Customer {number}")
             add_tenant(connection, record, legacy_certificate_name="*.crossware.co.nz", now=NOW, actor="test")
-            state = "grace" if number in (3, 4, 5) else "needs_attention" if number in (10, 11) else None
-            if state:
-                update_upgrade(connection, tenant_id, owner=None, state=state)
+            if number in (3, 4, 5):
+                update_upgrade(connection, tenant_id, owner=None, state="grace")
+            elif number in (10, 11):
+                update_upgrade(connection, tenant_id, owner=None, state="needs_attention")
         connection.execute(
             identities.insert().values(label="abc", tenant_id=_tenant_id(7), name="abc.crosswaretls.com", created_at=NOW)
         )

@@ -1,7 +1,7 @@
 """Who may see and do what: the session's principal and the checks every route makes.
 
 * A customer's user sees only their own tenant. Any other tenant id in a URL gets
-  404, the same answer as for a tenant that does not exist, so ids cannot be probed.
+  404, the same response as for a tenant that does not exist, so ids cannot be probed.
 * Only a tenant admin (Global or Exchange Administrator) may act; other users of
   the tenant see the status read-only. Granting admin consent needs a Global or
   Privileged Role Administrator, as Microsoft Entra ID requires for application
@@ -21,7 +21,7 @@ from tenanttls.portal.oidc import Principal
 
 
 class SignInRequired(Exception):
-    """The request needs a signed-in user; pages redirect to the sign-in, the API answers 401."""
+    """The request needs a signed-in user: pages redirect to the sign-in, and the API returns 401."""
 
 
 def current_principal(request: Request) -> Principal | None:

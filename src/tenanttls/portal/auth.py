@@ -2,7 +2,7 @@
 
 Both flows leave the portal for the identity platform and come back to a callback.
 Before leaving, the portal stores a random ``state`` (and for sign-in a ``nonce``) in
-the signed session; the callback accepts only the matching value, once, within
+the signed session. The callback accepts only the matching value, once, within
 `PENDING_LIFETIME`. The page to return to after sign-in is a local path only.
 """
 

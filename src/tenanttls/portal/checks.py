@@ -1,7 +1,7 @@
 """The checks panel: live checks of one tenant, each passed or failed with the fix.
 
 Each check reads, never writes, and catches only the errors it explains: a
-Microsoft API error, a DNS or network failure. Its result says what was found and,
+Microsoft API error, a DNS or network failure. Its result states what was found and,
 when it failed, what the customer or the provider should do.
 """
 
@@ -33,7 +33,7 @@ class CheckResult:
     """One line of the checks panel.
 
     `passed` is True (green), False (red) or None when the check does not apply yet
-    (grey); `detail` says what was found and `fix` what to do when it failed.
+    (grey). `detail` states what was found and `fix` what to do when it failed.
     """
 
     key: str
@@ -57,7 +57,7 @@ class CertificateInfo:
 
 @dataclass(frozen=True)
 class CheckSubject:
-    """What the checks look at: the tenant, its upgrade state and its unique name."""
+    """The subject of the checks: the tenant, its upgrade state, unique name, smart host and certificate."""
 
     tenant_id: str
     initial_domain: str

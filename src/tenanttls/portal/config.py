@@ -24,7 +24,7 @@ DEFAULT_OPERATOR_ROLE = "Portal.Operator"
 
 @dataclass(frozen=True)
 class PortalConfig:
-    """What the portal needs besides the store and the Microsoft clients.
+    """The portal's own settings, besides the store and the Microsoft clients.
 
     `public_url` is the address browsers use (``https://portal.example.com`` behind a
     reverse proxy); redirect URIs and the CSRF origin check are built from it.

@@ -16,9 +16,9 @@ from tenanttls.portal.services import PortalServices
 class PortalContext:
     """The portal's configuration, services and clients.
 
-    `clients` holds the Microsoft clients (`tenanttls.clients.MicrosoftClients`), or
-    None when the portal runs without them; the live parts (current connectors, plan,
-    checks) then say they are unavailable.
+    `clients` is an object with the Microsoft clients as `tokens`, `exchange` and
+    `graph` (the engine's `EngineContext`), or None when the portal runs without them.
+    The live parts (current connectors, plan, checks) then show that they are unavailable.
     """
 
     config: PortalConfig

@@ -3,8 +3,8 @@
 Pages use keyset pagination: the fleet is ordered by initial domain (unique and
 indexed), and a page starts after the last domain of the previous one, so page 2,000
 costs the same as page 1. The state filter uses the ``(state, next_attempt_at)`` index
-of `upgrades`; the search uses the unique indexes on ``tenants.initial_domain`` and
-``identities.name`` for prefix matches and the primary key for a tenant id.
+of `upgrades`. The search matches prefixes through the unique indexes on
+``tenants.initial_domain`` and ``identities.name``, and tenant ids through the primary key.
 """
 
 from __future__ import annotations

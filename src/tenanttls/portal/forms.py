@@ -28,7 +28,12 @@ class FormError(InvalidInput):
 
 def _raw(form: Mapping[str, Any], name: str) -> str | None:
     getlist = getattr(form, "getlist", None)
-    values = getlist(name) if getlist is not None else ([form[name]] if name in form else [])
+    if getlist is not None:
+        values = getlist(name)
+    elif name in form:
+        values = [form[name]]
+    else:
+        values = []
     if not values:
         return None
     if len(values) > 1:

@@ -1,9 +1,9 @@
 """The portal as an OpenID Connect relying party of the Microsoft identity platform.
 
 The portal signs users in with the authorization-code flow (OpenID Connect Core 1.0,
-section 3.1): it sends the browser to ``{login_url}/{tenant}/oauth2/v2.0/authorize`` with
-a random ``state`` and ``nonce`` kept in the session, redeems the returned code at the
-token endpoint as a confidential client, and accepts the ID token only when its RS256
+section 3.1). It sends the browser to ``{login_url}/{tenant}/oauth2/v2.0/authorize`` with
+a random ``state`` and ``nonce`` kept in the session, and redeems the returned code at the
+token endpoint as a confidential client. It accepts the ID token only when its RS256
 signature matches a key of the identity platform's JWKS and ``iss``, ``aud``, ``nonce``,
 ``exp`` and ``nbf`` are right. ``iss`` is checked against the ``tid`` claim, the rule for
 multi-tenant apps that sign in through ``organizations``.
@@ -92,7 +92,7 @@ class Principal:
 
     @property
     def role_names(self) -> list[str]:
-        """The directory roles this portal knows, by name, for display."""
+        """The names of the user's directory roles that this portal recognises, for display."""
         return [ROLE_NAMES[wid] for wid in self.wids if wid in ROLE_NAMES]
 
     @property
@@ -127,7 +127,7 @@ class Principal:
 
 
 class ClientCredential(Protocol):
-    """How the portal authenticates itself at the token endpoint."""
+    """The portal's client authentication at the token endpoint."""
 
     def token_request_fields(self, token_endpoint: str) -> dict[str, str]:
         """Return the form fields that authenticate the client for one token request."""
@@ -249,7 +249,7 @@ class OidcClient:
         if response.status_code != 200 or "id_token" not in body:
             description = str(body.get("error_description") or body.get("error") or f"HTTP {response.status_code}")
             logger.warning("sign-in code redemption failed: status=%s error=%s", response.status_code, body.get("error"))
-            raise SignInFailed(f"the identity platform refused the sign-in: {description.splitlines()[0]}")
+            raise SignInFailed(f"the identity platform rejected the sign-in: {description.splitlines()[0]}")
         return str(body["id_token"])
 
     def validate_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:

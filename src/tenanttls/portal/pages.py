@@ -2,7 +2,7 @@
 the manual-upgrade request and the rollback confirmation.
 
 Every route takes the tenant id from the URL and checks it against the session
-(`check_tenant_scope`) before reading anything; every action also checks the
+(`check_tenant_scope`) before reading anything. Every action also checks the
 admin role. Blocking work (store, Microsoft calls) runs in the thread pool.
 """
 
@@ -33,7 +33,7 @@ def _context(request: Request):
 
 
 async def _overview(request: Request, tenant_id: str):
-    """Return the tenant's overview; a tenant unknown to the provider gets a 404 that says so."""
+    """Return the tenant's overview, or raise 404 naming the tenant when the provider does not serve it."""
     try:
         return await run_in_threadpool(_context(request).services.overview, tenant_id)
     except NotFoundError as error:
@@ -127,7 +127,7 @@ async def start_upgrade(request: Request, tenant_id: str):
     form = await request.form()
     try:
         forms.confirmed(form, "confirm", label="I have read the plan and want to start")
-        shown = forms.hex_digest(form, "plan", label="The plan's reference")
+        confirmed_plan = forms.hex_digest(form, "plan", label="The plan's reference")
     except forms.FormError as error:
         flash(request, "error", _messages(error))
         return RedirectResponse(f"/tenants/{tenant_id}/plan", status_code=303)
@@ -136,7 +136,7 @@ async def start_upgrade(request: Request, tenant_id: str):
     if plan is None:
         flash(request, "error", message)
         return RedirectResponse(f"/tenants/{tenant_id}/plan", status_code=303)
-    if plan_fingerprint(plan) != shown:
+    if plan_fingerprint(plan) != confirmed_plan:
         flash(request, "error", "Your tenant's setup changed since the plan was shown. Review the new plan and confirm again.")
         return RedirectResponse(f"/tenants/{tenant_id}/plan", status_code=303)
     if not plan.is_safe:

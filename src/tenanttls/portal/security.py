@@ -43,7 +43,7 @@ def csrf_token(session: dict) -> str:
 async def csrf_protect(request: Request) -> None:
     """Reject an unsafe request that lacks the session's CSRF token or comes from another origin.
 
-    Raises HTTPException 403 with a message that says what to do (reload the page).
+    Raises HTTPException 403 with a message that tells the user to reload the page.
     """
     if request.method not in UNSAFE_METHODS:
         return

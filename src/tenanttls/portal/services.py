@@ -199,7 +199,7 @@ class PortalServices:
 
         A tenant in needs_attention resumes through the engine's request. A tenant whose
         upgrade runs but waits (for consent, propagation, a retry delay) gets
-        `next_attempt_at` set to now; its lease, if a worker holds one, is left alone.
+        `next_attempt_at` set to now. A worker's lease on it, if any, is left alone.
         """
         upgrade = self._upgrade(tenant_id)
         state = UpgradeState(upgrade.state)
