@@ -160,3 +160,27 @@ def test_dns_serve_port_out_of_range(data, environment, port):
     assert result.returncode == 2
     assert f"invalid DNS server port {port}: use 1-65535" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_renew_with_other_key_encryption_key(tmp_path):
+    data = _make_data(tmp_path / "data", issued_days_ago=80)
+    other = {"TEST_KEK": base64.b64encode(bytes(32)).decode(), "TENANTTLS_KEY_ENCRYPTION_KEY": "env:TEST_KEK"}
+
+    result = tenanttls("identity", "renew", "--data", str(data), env=other)
+
+    assert result.returncode == 78
+    assert f"has key id {KeyStore(bytes(32)).key_id}, but the store contains" in result.stderr
+    assert f"key id {KeyStore(KEY).key_id} (1 key)" in result.stderr
+
+
+def test_rekey_then_renew_with_new_key(tmp_path, environment):
+    data = _make_data(tmp_path / "data", issued_days_ago=80)
+    new = {"NEW_KEK": base64.b64encode(bytes(32)).decode(), "TENANTTLS_KEY_ENCRYPTION_KEY": "env:NEW_KEK"}
+
+    rekeyed = tenanttls("identity", "rekey", "--old-key", "env:TEST_KEK", "--data", str(data), env={**environment, **new})
+    renewed = tenanttls("identity", "renew", "--json", "--data", str(data), env=new)
+
+    assert rekeyed.returncode == 0, rekeyed.stderr
+    assert f"re-encrypted 1 certificate keys and 0 ACME account keys from key id {KeyStore(KEY).key_id}" in rekeyed.stdout
+    assert renewed.returncode == 0, renewed.stderr
+    assert len(json.loads(renewed.stdout)["renewed"]) == 1

@@ -7,7 +7,13 @@ import stat
 
 import pytest
 
-from tenanttls.certificates.keystore import KeyStore, create_key_file, warn_if_readable_by_others, write_private_file
+from tenanttls.certificates.keystore import (
+    KeyStore,
+    create_key_file,
+    key_id_of,
+    warn_if_readable_by_others,
+    write_private_file,
+)
 from tenanttls.errors import CertificateError, ConfigurationError
 
 KEY = bytes(range(32))
@@ -53,6 +59,38 @@ def test_unknown_version_rejected():
 
     with pytest.raises(CertificateError, match="unknown format version 9"):
         store.decrypt(bytes(ciphertext))
+
+
+def test_key_id_read_from_ciphertext():
+    store = KeyStore(KEY)
+
+    ciphertext = store.encrypt(PLAINTEXT)
+
+    assert key_id_of(ciphertext) == store.key_id
+    assert key_id_of(ciphertext[:5]) == store.key_id
+    assert key_id_of(b"\x09" + ciphertext[1:]) is None
+    assert key_id_of(b"\x01ab") is None
+
+
+def test_stored_keys_of_same_key_accepted():
+    store = KeyStore(KEY)
+
+    store.check_stored_key_ids({})
+    store.check_stored_key_ids({store.key_id: 3})
+
+
+def test_stored_keys_of_other_key_rejected():
+    store = KeyStore(KEY)
+    other = KeyStore(bytes(32))
+
+    with pytest.raises(ConfigurationError) as raised:
+        store.check_stored_key_ids({store.key_id: 1, other.key_id: 2})
+
+    message = str(raised.value)
+    assert f"key id {store.key_id}" in message
+    assert f"key id {other.key_id} (2 keys)" in message
+    assert "configure the original key_encryption_key" in message
+    assert "tenanttls identity rekey" in message
 
 
 def test_short_key_rejected():

@@ -110,6 +110,44 @@ def test_wrong_key_encryption_key_rejected(engine, issuer, clock, service, name)
         other.load_key_pair(stored.id)
 
 
+def test_other_key_rejected_before_order(engine, issuer, clock, service, name):
+    stored = service.ensure_certificate(TENANT, name)
+    other = CertificateService(engine, issuer, KeyStore(bytes(32)), clock)
+    other_name = IdentityService(engine, "crosswaretls.test", clock).allocate(OTHER_TENANT).name
+
+    with pytest.raises(ConfigurationError, match=f"has key id {KeyStore(bytes(32)).key_id}, but the store"):
+        other.renew(TENANT)
+    with pytest.raises(ConfigurationError, match=f"encrypted with key id {KeyStore(KEY).key_id} \\(1 key\\)"):
+        other.ensure_certificate(OTHER_TENANT, other_name)
+
+    with engine.connect() as connection:
+        rows = connection.execute(select(certificates.c.id, certificates.c.status)).all()
+    assert [tuple(row) for row in rows] == [(stored.id, "active")]
+
+
+def test_renewal_pass_with_other_key_rejected(engine, issuer, clock, service, name):
+    stored = service.ensure_certificate(TENANT, name)
+    clock.advance(timedelta(days=61))
+    other = CertificateService(engine, issuer, KeyStore(bytes(32)), clock)
+
+    with pytest.raises(ConfigurationError, match="configure the original key_encryption_key"):
+        other.renew_due()
+
+    assert service.active_certificate(TENANT).id == stored.id
+
+
+def test_acme_account_with_other_key_rejected(engine, service, name, clock):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    service.ensure_certificate(TENANT, name)
+    accounts = AcmeAccounts(engine, KeyStore(bytes(32)), clock)
+
+    with pytest.raises(ConfigurationError, match="configure the original key_encryption_key"):
+        accounts.save("https://acme.test/directory", ec.generate_private_key(ec.SECP256R1()), None)
+
+    assert accounts.load("https://acme.test/directory") is None
+
+
 def test_unknown_certificate_not_found(service):
     with pytest.raises(NotFoundError, match="certificate 999 not found"):
         service.load_key_pair(999)

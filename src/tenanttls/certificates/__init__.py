@@ -8,4 +8,5 @@ Modules:
     local_ca     `LocalCaIssuer`: the provider's own CA, for the embedded default and tests
     acme_issuer  `AcmeIssuer`: RFC 8555 with DNS-01 through a `DnsPublisher`
     service      `CertificateService`: issue, store, load for the relay, renew
+    rekey        `reencrypt_keys`: move every stored key to a new key-encryption key
 """

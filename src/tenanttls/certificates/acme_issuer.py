@@ -66,9 +66,14 @@ class AcmeAccounts:
         return key, account.account_uri
 
     def save(self, directory_url: str, key: ec.EllipticCurvePrivateKey, account_uri: str | None) -> None:
-        """Store the account key (encrypted) and URL for `directory_url`."""
+        """Store the account key (encrypted) and URL for `directory_url`.
+
+        Raises `ConfigurationError` when the store contains keys encrypted under another
+        key-encryption key.
+        """
         ciphertext = self._keystore.encrypt(_private_pem(key), directory_url.encode())
         with self._engine.begin() as connection:
+            self._keystore.check_stored_key_ids(repository.count_key_ids(connection))
             repository.save_account(connection, directory_url, ciphertext, account_uri, self._clock.now())
 
 

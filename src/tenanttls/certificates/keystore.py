@@ -5,7 +5,8 @@ Ciphertext format, version 1 (all lengths in bytes)::
     0x01 | key id (4) | nonce (12) | AES-256-GCM ciphertext and tag
 
 The key id is the first 4 bytes of SHA-256 over the key-encryption key. It lets
-`decrypt` tell "wrong key-encryption key" apart from "damaged ciphertext".
+`decrypt` tell "wrong key-encryption key" apart from "damaged ciphertext", and
+`check_stored_key_ids` refuse to store a key under a second key-encryption key.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -32,6 +34,8 @@ KEY_LENGTH = 32
 _KEY_ID_LENGTH = 4
 _NONCE_LENGTH = 12
 _HEADER_LENGTH = 1 + _KEY_ID_LENGTH + _NONCE_LENGTH
+# The format version and key id: the leading bytes that `key_id_of` reads.
+KEY_ID_PREFIX_LENGTH = 1 + _KEY_ID_LENGTH
 
 
 class KeyStore:
@@ -50,24 +54,45 @@ class KeyStore:
         return f"KeyStore(key_id={self._key_id.hex()})"
 
     @classmethod
-    def from_reference(cls, reference: str) -> KeyStore:
+    def from_reference(cls, reference: str, *, what: str = "key_encryption_key") -> KeyStore:
         """Build a key store from a secret reference (``env:NAME`` or ``file:/path``).
 
         The referenced value is the key in base64 (44 characters), hex (64
-        characters) or 32 raw bytes. Surrounding white space is ignored.
+        characters) or 32 raw bytes. Surrounding white space is ignored. `what`
+        names the setting or option in error messages.
         """
         if not reference:
             raise ConfigurationError(
-                "key_encryption_key is not set; set it to 'file:/path' or 'env:NAME' holding a "
+                f"{what} is not set; set it to 'file:/path' or 'env:NAME' holding a "
                 "32-byte key in base64 (create one with 'openssl rand -base64 32')"
             )
-        material = resolve_secret(reference, what="key_encryption_key")
-        return cls(decode_key(material))
+        material = resolve_secret(reference, what=what)
+        return cls(decode_key(material, what=what))
 
     @property
     def key_id(self) -> str:
         """The hex id of the key-encryption key, safe to log."""
         return self._key_id.hex()
+
+    def check_stored_key_ids(self, counts: Mapping[str, int]) -> None:
+        """Raise `ConfigurationError` when the store contains keys encrypted under another key-encryption key.
+
+        `counts` maps each key id found in the store to its number of keys. A key
+        stored under this key's id next to them would leave the store readable only
+        with two key-encryption keys, so callers check before they store one.
+        """
+        others = {key_id: count for key_id, count in counts.items() if key_id != self.key_id}
+        if not others:
+            return
+
+        described = ", ".join(
+            f"{key_id} ({count} key{'' if count == 1 else 's'})" for key_id, count in sorted(others.items())
+        )
+        raise ConfigurationError(
+            f"the configured key_encryption_key has key id {self.key_id}, but the store contains private keys "
+            f"encrypted with key id {described}; configure the original key_encryption_key, or re-encrypt "
+            "the stored keys with 'tenanttls identity rekey --old-key REFERENCE'"
+        )
 
     def encrypt(self, plaintext: bytes, associated_data: bytes = b"") -> bytes:
         """Return `plaintext` encrypted in the versioned format.
@@ -105,8 +130,18 @@ class KeyStore:
             ) from error
 
 
-def decode_key(material: bytes) -> bytes:
-    """Return the 32-byte key from base64, hex or raw `material`."""
+def key_id_of(ciphertext: bytes) -> str | None:
+    """Return the hex id of the key-encryption key that encrypted `ciphertext`, or None for another format.
+
+    `ciphertext` may be only its first `KEY_ID_PREFIX_LENGTH` bytes.
+    """
+    if len(ciphertext) < KEY_ID_PREFIX_LENGTH or ciphertext[0] != FORMAT_VERSION:
+        return None
+    return bytes(ciphertext[1:KEY_ID_PREFIX_LENGTH]).hex()
+
+
+def decode_key(material: bytes, *, what: str = "key_encryption_key") -> bytes:
+    """Return the 32-byte key from base64, hex or raw `material`; `what` names the setting in errors."""
     text = material.strip()
     if len(text) == 2 * KEY_LENGTH:
         try:
@@ -125,7 +160,7 @@ def decode_key(material: bytes) -> bytes:
         return material
 
     raise ConfigurationError(
-        f"invalid key_encryption_key: expected 32 bytes in base64 (44 characters) or hex "
+        f"invalid {what}: expected 32 bytes in base64 (44 characters) or hex "
         f"(64 characters), got {len(text)} characters; create one with 'openssl rand -base64 32'"
     )
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal_column, select, update
 from sqlalchemy.engine import Connection
 
 from tenanttls.certificates.issuer import IssuedCertificate
+from tenanttls.certificates.keystore import KEY_ID_PREFIX_LENGTH, key_id_of
 from tenanttls.store.schema import acme_accounts, certificates, relay_assignments
 
 ACTIVE = "active"
@@ -137,6 +138,51 @@ def count_created_since(connection: Connection, since: datetime, backend: str) -
         .select_from(certificates)
         .where(certificates.c.created_at >= since, certificates.c.backend == backend)
     ).scalar_one()
+
+
+def count_key_ids(connection: Connection) -> dict[str, int]:
+    """Return how many stored private keys (certificates of any status and ACME accounts) use each key id.
+
+    Keys in a format without a key id are left out.
+    """
+    counts: dict[str, int] = {}
+    for table in (certificates, acme_accounts):
+        # Literal positions, because PostgreSQL matches the GROUP BY expression to the
+        # selected one only when no bound parameters differ between them.
+        prefix = func.substr(table.c.key_ciphertext, literal_column("1"), literal_column(str(KEY_ID_PREFIX_LENGTH)))
+        for head, count in connection.execute(select(prefix, func.count()).group_by(prefix)):
+            key_id = key_id_of(bytes(head)) if head is not None else None
+            if key_id is not None:
+                counts[key_id] = counts.get(key_id, 0) + count
+    return counts
+
+
+def list_certificate_keys(connection: Connection) -> list[tuple[int, str, bytes]]:
+    """Return the id, name and key ciphertext of every certificate, whatever its status."""
+    rows = connection.execute(
+        select(certificates.c.id, certificates.c.name, certificates.c.key_ciphertext).order_by(certificates.c.id)
+    ).all()
+    return [(int(row.id), row.name, bytes(row.key_ciphertext)) for row in rows]
+
+
+def replace_certificate_key(connection: Connection, certificate_id: int, key_ciphertext: bytes) -> None:
+    """Store a new ciphertext of the same private key for `certificate_id`."""
+    connection.execute(
+        update(certificates).where(certificates.c.id == certificate_id).values(key_ciphertext=key_ciphertext)
+    )
+
+
+def list_accounts(connection: Connection) -> list[AcmeAccount]:
+    """Return every stored ACME account."""
+    rows = connection.execute(select(acme_accounts).order_by(acme_accounts.c.directory_url)).all()
+    return [AcmeAccount(row.directory_url, bytes(row.key_ciphertext), row.account_uri) for row in rows]
+
+
+def replace_account_key(connection: Connection, directory_url: str, key_ciphertext: bytes) -> None:
+    """Store a new ciphertext of the same account key for `directory_url`."""
+    connection.execute(
+        update(acme_accounts).where(acme_accounts.c.directory_url == directory_url).values(key_ciphertext=key_ciphertext)
+    )
 
 
 def find_account(connection: Connection, directory_url: str) -> AcmeAccount | None:

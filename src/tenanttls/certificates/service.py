@@ -158,7 +158,9 @@ class CertificateService:
 
         At most `limit` orders (when given) and the orders-per-hour budget are used;
         the rest are reported as deferred. With `dry_run` nothing is ordered and the
-        report lists what is due and what would be deferred.
+        report lists what is due and what would be deferred. Raises
+        `ConfigurationError`, before any order, when the stored keys were encrypted
+        under another key-encryption key.
         """
         with self._engine.connect() as connection:
             due = [certificate for certificate in repository.list_active(connection) if self.is_due(certificate)]
@@ -175,6 +177,8 @@ class CertificateService:
         if dry_run:
             return report
 
+        if allowed:
+            self._check_key_encryption_key()
         for certificate in due[:allowed]:
             self._renew_one(certificate, report)
         return report
@@ -197,7 +201,12 @@ class CertificateService:
         )
 
     def _issue_and_store(self, tenant_id: str, name: str, replacing: StoredCertificate | None) -> StoredCertificate:
-        """Issue, check and store a certificate for `name`, replacing `replacing` atomically."""
+        """Issue, check and store a certificate for `name`, replacing `replacing` atomically.
+
+        The key-encryption key is checked against the stored keys before the order,
+        so a wrong one costs no order at the CA.
+        """
+        self._check_key_encryption_key()
         self._last_order_at = self._clock.now()
         try:
             issued = self._issuer.issue(name)
@@ -241,6 +250,11 @@ class CertificateService:
 
         assert stored is not None
         return stored[0]
+
+    def _check_key_encryption_key(self) -> None:
+        with self._engine.connect() as connection:
+            counts = repository.count_key_ids(connection)
+        self._keystore.check_stored_key_ids(counts)
 
     def _window(self, issued: IssuedCertificate) -> timedelta:
         return (issued.not_after - issued.not_before) * self.renewal_fraction

@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
     identity = typer.Typer(help="Show and renew tenants' unique certificate names.", no_args_is_help=True)
     identity.command("show")(show)
     identity.command("renew")(renew)
+    identity.command("rekey")(rekey)
     app.add_typer(identity, name="identity")
 
     dns = typer.Typer(help="The built-in DNS server for the provider's zone.", no_args_is_help=True)
@@ -102,6 +103,45 @@ def renew(
         _print_report(report, dry_run)
     if report.failed:
         raise typer.Exit(8)
+
+
+def rekey(
+    old_key: str = typer.Option(
+        ..., "--old-key", metavar="REFERENCE",
+        help="Secret reference (env:NAME or file:/path) to the key-encryption key the stored keys use now.",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Decrypt every key with the old key to check it fits; change nothing."),
+    config: Optional[Path] = CONFIG_OPTION,
+    data: Optional[Path] = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Re-encrypt every stored private key (certificates and ACME accounts) with the configured key_encryption_key.
+
+    Stop the workers, relays and portal first, because they read the keys with the key they were started with.
+
+    Start them again with the new key_encryption_key.
+    """
+    from tenanttls.certificates.keystore import KeyStore
+    from tenanttls.certificates.rekey import reencrypt_keys
+
+    settings = _settings(config, data)
+    new = KeyStore.from_reference(settings.key_encryption_key)
+    old = KeyStore.from_reference(old_key, what="--old-key")
+    store = open_store(settings.database)
+    try:
+        report = reencrypt_keys(store.engine, old, new, dry_run=dry_run)
+    finally:
+        store.close()
+
+    if as_json:
+        typer.echo(json.dumps(vars(report), indent=2))
+        return
+    verb = "would re-encrypt" if dry_run else "re-encrypted"
+    typer.echo(
+        f"{verb} {report.certificate_keys} certificate keys and {report.account_keys} ACME account keys "
+        f"from key id {report.old_key_id} to key id {report.new_key_id}; "
+        f"{report.already_new} keys used key id {report.new_key_id} already"
+    )
 
 
 def serve(
