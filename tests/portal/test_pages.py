@@ -57,6 +57,32 @@ def test_consent_round_trip_recorded(portal):
     assert "consent.granted" in actions
 
 
+def test_consent_callback_with_wrong_state_rejected(portal):
+    client = portal.signed_in(ADMIN_A)
+    page = client.get(f"/tenants/{TENANT_A}/connector")
+    start = client.post(f"/tenants/{TENANT_A}/consent", data={"csrf_token": csrf_from(page.text)})
+    callback = client.get(start.headers["location"]).headers["location"]
+    forged = re.sub(r"state=[^&]+", "state=forged", callback)
+
+    answer = client.get(forged)
+    assert answer.status_code == 400
+    assert "state mismatch" in answer.text
+    assert portal.upgrade(TENANT_A).consented_at is None
+
+
+def test_consent_callback_for_other_tenant_rejected(portal):
+    client = portal.signed_in(ADMIN_A)
+    page = client.get(f"/tenants/{TENANT_A}/connector")
+    start = client.post(f"/tenants/{TENANT_A}/consent", data={"csrf_token": csrf_from(page.text)})
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+
+    answer = client.get("/consent/callback", params={"admin_consent": "True", "tenant": TENANT_B, "state": state})
+    assert answer.status_code == 400
+    assert "another tenant" in answer.text
+    assert portal.upgrade(TENANT_A).consented_at is None
+    assert portal.upgrade(TENANT_B).consented_at is None
+
+
 def test_consent_declined_shows_reason(portal):
     httpx.post(
         f"{portal.simulator.base_url}/_simulator/tenants/{TENANT_A}/consent-decision",
