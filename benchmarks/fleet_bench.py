@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -107,17 +108,23 @@ def run(tenants: int, concurrency: int, data: Path | None, progress_every: float
         cpu_started = time.process_time()
         request_upgrades(store, None, now=clock.now(), actor="bench")
         worker = Worker(context, concurrency=concurrency, poll_interval=0.2, owner="bench")
-        last_print = [0.0]
+        stop_progress = threading.Event()
 
-        def done() -> bool:
+        def counts() -> dict[str, int]:
             with store.engine.connect() as connection:
-                counts = count_by_state(connection)
-            if time.monotonic() - last_print[0] >= progress_every:
-                last_print[0] = time.monotonic()
-                print("progress: " + "  ".join(f"{state} {count}" for state, count in sorted(counts.items())), file=sys.stderr, flush=True)
-            return all(UpgradeState(state) in TERMINAL for state in counts)
+                return count_by_state(connection)
 
-        stats = worker.run(until=done)
+        def print_progress() -> None:
+            while not stop_progress.wait(progress_every):
+                line = "  ".join(f"{state} {count}" for state, count in sorted(counts().items()))
+                print(f"progress after {time.monotonic() - started:.0f} s: {line}", file=sys.stderr, flush=True)
+
+        progress = threading.Thread(target=print_progress, daemon=True)
+        progress.start()
+        try:
+            stats = worker.run(until=lambda: all(UpgradeState(state) in TERMINAL for state in counts()))
+        finally:
+            stop_progress.set()
         wall = time.monotonic() - started
         process_cpu = time.process_time() - cpu_started
         report = fleet_report(store, clock.now(), wall)

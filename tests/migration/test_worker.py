@@ -95,3 +95,26 @@ def test_sigterm_stops_worker_process(engine_factory, tmp_path):
     assert "worker stopping: signal=SIGTERM" in stderr
     assert "worker stopped" in stderr
     assert "step: tenant=" + tenant["tenant_id"] in stderr
+
+
+@pytest.mark.postgres
+def test_workers_on_postgres(engine_factory, postgres_url):
+    tenants = [make_tenant() for _ in range(4)]
+    harness = engine_factory(tenants, grace=timedelta(0), store_url=postgres_url)
+    harness.enrol(*[tenant["tenant_id"] for tenant in tenants])
+    first = Worker(harness.context, concurrency=2, poll_interval=0.05, owner="pg-1")
+    second = Worker(harness.context, concurrency=2, poll_interval=0.05, owner="pg-2")
+
+    import threading
+
+    done = lambda: set(_states(harness).values()) == {"completed"}  # noqa: E731
+    thread = threading.Thread(target=second.run, kwargs={"until": done})
+    thread.start()
+    first.run(until=done)
+    thread.join(timeout=60)
+
+    assert set(_states(harness).values()) == {"completed"}
+    assert first.stats.leases_lost + second.stats.leases_lost == 0
+    for tenant in tenants:
+        names = sorted(c.name for c in harness.context.exchange.get_inbound_connectors(tenant["tenant_id"]))
+        assert names == ["CrosswareInboundConnector", "CrosswareInboundConnector-BACKUP"]
