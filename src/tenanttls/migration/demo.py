@@ -110,12 +110,19 @@ class DemoReport:
         """Return the report as text: a table of tenants, then the fleet summary."""
         states = [state.value for state in UpgradeState if state not in TERMINAL and state is not UpgradeState.ROLLING_BACK]
         short = {"awaiting_consent": "consent", "identity": "ident", "accepted": "accept", "connector": "connect", "switched": "switch", "verified": "verify"}
-        header = f"{'tenant':<26} {'case':<18} {'final state':<16} {'calls':>5} " + " ".join(f"{short.get(s, s):>7}" for s in states)
-        lines = ["", "Per tenant (seconds in each state):", header, "-" * len(header)]
+        header = f"{'tenant':<26} {'case':<18} {'final state':<16} {'calls':>5} {'reqs':>5} " + " ".join(f"{short.get(s, s):>7}" for s in states)
+        lines = [
+            "",
+            "Per tenant: Microsoft API calls by the engine, HTTP requests the simulator received (tokens included),",
+            "and seconds in each state:",
+            header,
+            "-" * len(header),
+        ]
         for tenant in self.fleet.tenants:
             seconds = " ".join(f"{tenant.seconds_in_state.get(state, 0.0):>7.1f}" for state in states)
             case = self.cases.get(tenant.tenant_id) or ""
-            lines.append(f"{tenant.display_name[:26]:<26} {case:<18} {tenant.state:<16} {tenant.api_calls:>5} {seconds}")
+            requests = "-" if tenant.simulator_calls is None else str(tenant.simulator_calls)
+            lines.append(f"{tenant.display_name[:26]:<26} {case:<18} {tenant.state:<16} {tenant.api_calls:>5} {requests:>5} {seconds}")
 
         summary = self.fleet.to_json()["fleet"]
         lines += [
@@ -417,11 +424,9 @@ def _add_simulator_counts(report: FleetReport, simulator: Any) -> None:
         logger.warning("simulator call counts unavailable: error=%s", error)
         return
 
-    per_tenant = document.get("tenants", document) if isinstance(document, dict) else {}
+    per_tenant = document.get("by_tenant", {}) if isinstance(document, dict) else {}
     for tenant in report.tenants:
-        entry = per_tenant.get(tenant.tenant_id) if isinstance(per_tenant, dict) else None
-        if isinstance(entry, dict):
-            tenant.simulator_calls = entry.get("total")
-        elif isinstance(entry, int):
-            tenant.simulator_calls = entry
+        counts = per_tenant.get(tenant.tenant_id)
+        if isinstance(counts, dict):
+            tenant.simulator_calls = sum(value for value in counts.values() if isinstance(value, int))
 
