@@ -55,6 +55,11 @@ def test_url_rejects_bad_input(tenant, redirect, state):
         build_admin_consent_url("https://login.microsoftonline.com", CLIENT_ID, tenant, redirect, state)
 
 
+def test_url_rejects_bad_client_id():
+    with pytest.raises(InvalidInput, match="'my-app'"):
+        build_admin_consent_url("https://login.microsoftonline.com", "my-app", TENANT_ID, REDIRECT, "s")
+
+
 def test_callback_granted():
     result = parse_consent_callback({"admin_consent": "True", "tenant": TENANT_ID.upper(), "state": "s-1"}, "s-1")
 

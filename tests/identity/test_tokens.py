@@ -2,6 +2,7 @@
 
 import socket
 import ssl
+import threading
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlsplit
 
@@ -75,6 +76,26 @@ def test_tokens_cached_per_tenant_and_scope(simulator, app_credentials):
     assert first == second
     assert graph != first
     assert token_calls(simulator) == 2
+
+
+def test_concurrent_callers_share_token(simulator, app_credentials):
+    tokens = provider(simulator, app_credentials)
+    barrier = threading.Barrier(8)
+    issued = []
+
+    def fetch():
+        barrier.wait()
+        issued.append(tokens.get_token(DEFAULT_TENANT_ID, EXCHANGE))
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(issued) == 8
+    assert len(set(issued)) == 1
+    assert token_calls(simulator) == 1
 
 
 def test_expired_token_renewed(simulator, app_credentials):

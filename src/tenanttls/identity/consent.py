@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlencode, urlsplit
 
-from tenanttls.domain.names import validate_tenant, validate_tenant_id
+from tenanttls.domain.names import is_guid, validate_tenant, validate_tenant_id
 from tenanttls.errors import InvalidInput
 
 # Entra ID limits a redirect URI to 256 characters
@@ -79,6 +79,8 @@ def build_admin_consent_url(login_url: str, client_id: str, tenant: str, redirec
     tenant is not known yet. `state` comes back unchanged in the callback and must be
     checked there (`parse_consent_callback`) against cross-site request forgery.
     """
+    if not isinstance(client_id, str) or not is_guid(client_id.strip().lower()):
+        raise InvalidInput(f"invalid client id {client_id!r}: expected the app registration's GUID")
     if tenant not in MULTI_TENANT_AUTHORITIES:
         tenant = validate_tenant(tenant)
     query = urlencode(

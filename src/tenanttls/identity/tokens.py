@@ -151,6 +151,7 @@ class TokenProvider:
 
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._app_locks: dict[str, threading.Lock] = {}
+        self._acquire_locks: dict[tuple[str, str], threading.Lock] = {}
         self._tokens: dict[tuple[str, str], _CachedToken] = {}
         self._lock = threading.Lock()
 
@@ -174,21 +175,37 @@ class TokenProvider:
         tenant = validate_tenant(tenant)
         scope = self._validate_scope(scope)
         key = (tenant, scope)
+        token = self._cached(key)
+        if token is not None:
+            return token
 
+        # One request per tenant and scope at a time, so that threads starting together
+        # share one token instead of each asking Entra for its own.
+        with self._lock:
+            acquiring = self._acquire_locks.setdefault(key, threading.Lock())
+        with acquiring:
+            token = self._cached(key)
+            return token if token is not None else self._new_token(tenant, scope)
+
+    def _cached(self, key: tuple[str, str]) -> str | None:
+        """Return the cached token for `key` while it is valid for another `REFRESH_MARGIN`; drop it otherwise."""
         with self._lock:
             cached = self._tokens.get(key)
-        if cached and self._clock.now() < cached.expires_at - REFRESH_MARGIN:
+        if cached is None:
+            return None
+        if self._clock.now() < cached.expires_at - REFRESH_MARGIN:
             return cached.token
-        if cached:
-            self.invalidate(tenant, scope)
+        self.invalidate(*key)
+        return None
 
+    def _new_token(self, tenant: str, scope: str) -> str:
         app = self._app(tenant)
         result = self._acquire(app, tenant, scope)
         expires_in = float(result.get("expires_in") or 0)
         token = str(result["access_token"])
 
         with self._lock:
-            self._tokens[key] = _CachedToken(token, self._clock.now() + timedelta(seconds=expires_in))
+            self._tokens[(tenant, scope)] = _CachedToken(token, self._clock.now() + timedelta(seconds=expires_in))
         logger.debug("token obtained: tenant=%s scope=%s expires_in=%ds", tenant, scope, expires_in)
         return token
 
