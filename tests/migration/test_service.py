@@ -205,3 +205,13 @@ def test_history_lists_actions(fleet):
 def test_history_unknown_tenant(fleet):
     with pytest.raises(NotFoundError):
         history(fleet, "99999999-2222-4333-8444-555555555555")
+
+
+def test_upgrade_all_skips_rolled_back(fleet):
+    request_upgrades(fleet, [A], now=NOW, actor="test")
+    _set(fleet, A, state="rolled_back", next_attempt_at=None)
+
+    results = request_upgrades(fleet, None, now=NOW, actor="test")
+
+    assert [result.tenant_id for result in results] == [B, C]
+    assert _state(fleet, A).state == "rolled_back"

@@ -170,7 +170,7 @@ def plan(
 
 def upgrade(
     tenants: Optional[list[str]] = typer.Argument(None, help="Tenant ids (GUIDs) to upgrade."),
-    all_tenants: bool = typer.Option(False, "--all", help="Upgrade every tenant not yet completed."),
+    all_tenants: bool = typer.Option(False, "--all", help="Upgrade every tenant not yet completed, except rolled-back ones (name those)."),
     wave: Optional[int] = typer.Option(None, "--wave", min=1, metavar="SIZE", help="Start at most SIZE new upgrades (with --all or a list)."),
     config: Optional[Path] = CONFIG_OPTION,
     data: Optional[Path] = DATA_OPTION,

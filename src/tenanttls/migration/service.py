@@ -111,7 +111,7 @@ def request_upgrades(
     now: datetime,
     actor: str,
 ) -> list[RequestResult]:
-    """Request the upgrade of `tenant_ids` (all tenants when None; at most `wave` new ones).
+    """Request the upgrade of `tenant_ids` (when None, all but rolled-back ones; at most `wave` new ones).
 
     Unknown ids raise `NotFoundError` before anything changes. A completed tenant is
     left alone; a tenant in needs_attention resumes where it stopped, with `overrides`
@@ -146,8 +146,14 @@ def _known_upgrade(connection: Connection, tenant_id: str) -> UpgradeRecord:
 
 
 def _is_candidate(upgrade: UpgradeRecord) -> bool:
+    """True for tenants that ``upgrade --all`` starts or resumes.
+
+    A rolled-back tenant is left out: an operator rolled it back on purpose, so only
+    naming it starts a new run.
+    """
     state = UpgradeState(upgrade.state)
-    return state not in (UpgradeState.COMPLETED, UpgradeState.MANUAL) and not (upgrade.requested and state not in TERMINAL)
+    excluded = (UpgradeState.COMPLETED, UpgradeState.MANUAL, UpgradeState.ROLLED_BACK)
+    return state not in excluded and not (upgrade.requested and state not in TERMINAL)
 
 
 def _request_one(connection: Connection, upgrade: UpgradeRecord, overrides: Overrides, now: datetime, actor: str) -> RequestResult:
