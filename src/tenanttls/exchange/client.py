@@ -24,7 +24,7 @@ from tenanttls.exchange.parameters import (
 from tenanttls.exchange.responses import InvokeResult, error_for, is_concurrency_throttled, read_warnings
 from tenanttls.transport.bearer import TokenSource, send_with_token
 from tenanttls.transport.http import Transport
-from tenanttls.transport.responses import context_of, read_json_object, read_next_link, read_value_list
+from tenanttls.transport.responses import read_json_object, read_next_link, read_value_list
 from tenanttls.transport.retry import Deadline
 
 logger = logging.getLogger(__name__)
