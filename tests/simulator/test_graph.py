@@ -236,7 +236,7 @@ def knot():
 
 @pytest.fixture
 def verifying_simulator(simulator_factory, simulator_tenant, knot):
-    """A simulator whose verify asks the Knot server, with a 10-minute accepted-domain delay, on a ManualClock."""
+    """A simulator whose verify queries the Knot server, with a 10-minute accepted-domain delay, on a ManualClock."""
     clock = ManualClock(datetime.now(timezone.utc))
     return simulator_factory(
         {"tenants": [simulator_tenant], "settings": {"delays": {"accepted_domain_seconds": 600}}},

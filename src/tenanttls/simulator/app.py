@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 async def _unexpected_error(request: Request, error: Exception) -> Response:
-    """Answer an exception that escaped a handler with a JSON 500; the server keeps running."""
+    """Return a JSON 500 for an exception that escaped a handler, so that the server keeps running."""
     logger.error("simulator error: path=%s error=%r", request.url.path, error, exc_info=error)
     return JSONResponse({"error": {"code": "InternalServerError", "message": "An internal server error occurred."}}, status_code=500)
 

@@ -1,6 +1,6 @@
 """Fixed Microsoft identifiers the simulator uses: resources, permissions and Entra role templates.
 
-The role template ids are the ones Microsoft Entra ID publishes for its built-in roles; they
+The role template ids are the ones Microsoft Entra ID publishes for its built-in roles. They
 appear in the `wids` claim of app-only tokens when the role is assigned to the app's service
 principal.
 """
@@ -67,8 +67,8 @@ EXCHANGE_SUPPORTED_ROLES = frozenset(
 )
 
 # NOTE: which of those roles may run which connector cmdlets is modelled, not taken from a
-# Microsoft table: only Exchange and Global Administrators can change connectors (the guide says
-# only they cover every task), and the reader and security roles can read configuration.
+# Microsoft table. Only Exchange and Global Administrators can change connectors, because the
+# guide names only them as covering every task. The reader and security roles can read.
 EXCHANGE_WRITE_ROLES = frozenset(ROLE_TEMPLATES[name] for name in ("Global Administrator", "Exchange Administrator"))
 EXCHANGE_READ_ROLES = EXCHANGE_WRITE_ROLES | frozenset(
     ROLE_TEMPLATES[name]

@@ -10,7 +10,7 @@ DEFAULT_TIMEOUT = 3.0
 
 
 class DnsLookupError(Exception):
-    """The query itself failed (timeout, no answer from the server); an absent record is not an error."""
+    """The query itself failed (timeout, no response from the server). An absent record is not an error."""
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:

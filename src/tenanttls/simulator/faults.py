@@ -1,8 +1,8 @@
 """Call counting, injected faults and the per-tenant concurrency limit, applied around every Microsoft request.
 
-`RequestGuard.run` wraps a handler: it counts the call, enforces Exchange's per-tenant
-limit on requests in flight, adds latency, injects throttling (429 with Retry-After),
-outages (503) and hung requests (held, then 504) at the configured rates, and turns any
+`RequestGuard.run` wraps a handler. It counts the call, enforces Exchange's per-tenant
+limit on requests in flight and adds latency. At the configured rates it injects throttling
+(429 with Retry-After), outages (503) and hung requests (held, then 504). It turns any
 exception of the handler into the service's 500 error, so a request never crashes the
 simulator.
 """
@@ -163,7 +163,7 @@ class RequestGuard:
         try:
             return await handler()
         except Exception:
-            logger.exception("simulator error: tenant=%s endpoint=%s handler failed; answering 500", tenant_id, endpoint)
+            logger.exception("simulator error: tenant=%s endpoint=%s handler failed; responding with 500", tenant_id, endpoint)
             return fault_response(surface, "internal", request, self._clock.now())
 
     def _choose_fault(self, tenant_id: str | None, faults: dict[str, Any], overridden: set[str]) -> str | None:

@@ -7,7 +7,7 @@
 - ``GET /v1.0/domains/{id}/verificationDnsRecords`` returns the ``MS=ms########`` TXT record
   (unique per tenant and domain) and the MX alternative.
 - ``POST /v1.0/domains/{id}/verify`` queries the TXT records of the name at the configured
-  nameserver; once the value is found the domain is verified and Exchange lists it after
+  nameserver. Once the value is found, the domain is verified, and Exchange lists it after
   the accepted-domain delay.
 - ``DELETE /v1.0/domains/{id}`` removes a domain (204).
 

@@ -123,7 +123,7 @@ async def keys(request: Request) -> Response:
 
 
 async def instance_discovery(request: Request) -> Response:
-    """``GET /common/discovery/instance``: answers MSAL's instance discovery with this simulator as the only host."""
+    """``GET /common/discovery/instance``: return MSAL's instance discovery with this simulator as the only host."""
     services = services_of(request)
 
     async def handle() -> Response:

@@ -1,8 +1,8 @@
 """The inspection API under ``/_simulator/``: seed and read tenants, counts, faults, delays, consent, clock.
 
 These paths exist only in the simulator, never on a Microsoft host, and have no
-authentication: the simulator is meant to listen on loopback. Bodies and answers are JSON;
-errors are ``{"error": "message"}`` with status 400 or 404.
+authentication, because the simulator is meant to listen on loopback. Request and response
+bodies are JSON. Errors are ``{"error": "message"}`` with status 400 or 404.
 
 =========================================  ==========================================================
 ``GET /_simulator/health``                 ``{"status": "ok"}``
@@ -59,7 +59,7 @@ Handler = Callable[[Request, Services], Awaitable[Any]]
 
 
 def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap `handler` so that its result becomes JSON and its errors become ``{"error": ...}`` answers."""
+    """Wrap `handler` so that its result becomes JSON and its errors become ``{"error": ...}`` responses."""
 
     async def endpoint(request: Request) -> Response:
         services = services_of(request)

@@ -1,8 +1,8 @@
 """Error responses in the shape each simulated Microsoft service uses.
 
 - Entra ID (identity): ``{"error", "error_description", "error_codes", "timestamp", "trace_id",
-  "correlation_id", "error_uri"}``; the description starts with ``AADSTSnnnn:`` and ends with the
-  trace id, correlation id and timestamp lines, as Entra ID writes them.
+  "correlation_id", "error_uri"}``. As Entra ID writes it, the description starts with
+  ``AADSTSnnnn:`` and ends with the trace id, correlation id and timestamp.
 - Graph: ``{"error": {"code", "message", "innerError": {"date", "request-id", "client-request-id"}}}``.
 - Exchange admin API: see `tenanttls.simulator.exchange.errors`.
 
@@ -87,7 +87,7 @@ FAULTS = {
     "timeout": (
         504, "temporarily_unavailable", 90033,
         "The request timed out. Please try again.",
-        "GatewayTimeout", "GatewayTimeout", "The request timed out before the service could answer it.",
+        "GatewayTimeout", "GatewayTimeout", "The request timed out before the service could respond.",
     ),
     "internal": (
         500, "server_error", 90100,

@@ -70,7 +70,7 @@ APP_KEYS = {"client_id", "display_name", "certificate", "certificates", "redirec
 
 
 def read_seed(path: Path) -> dict[str, Any]:
-    """Return the seed document in the JSON file at `path`; raise InvalidInput naming the file when it is not JSON."""
+    """Return the seed document in the JSON file at `path`. Raise InvalidInput, naming the file, when it is not JSON."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:

@@ -14,7 +14,7 @@ from tenanttls.simulator.tokens import TokenIssuer
 
 @dataclass
 class Services:
-    """State, token issuer, clock, request guard and the nameserver that domain verification asks."""
+    """State, token issuer, clock, request guard and the nameserver that domain verification queries."""
 
     state: SimulatorState
     issuer: TokenIssuer

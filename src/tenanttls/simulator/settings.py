@@ -19,24 +19,24 @@ SURFACES = ("identity", "graph", "exchange")
 DEFAULT_DELAYS: dict[str, float] = {
     # Time from a successful Graph verify until Get-AcceptedDomain lists the domain.
     "accepted_domain_seconds": 0.0,
-    # Time from New/Set/Remove-InboundConnector until mail sees the change.
+    # Time from New/Set/Remove-InboundConnector until the change takes effect for mail.
     "connector_seconds": 0.0,
     # Time from admin consent until the token endpoint issues tokens for the tenant.
     "consent_seconds": 0.0,
 }
 
 DEFAULT_FAULTS: dict[str, Any] = {
-    # Share of requests answered 429 with a Retry-After header of `retry_after_seconds`.
+    # Share of requests that get 429 with a Retry-After header of `retry_after_seconds`.
     "throttle_rate": 0.0,
     "retry_after_seconds": 5,
-    # Share of requests answered 503.
+    # Share of requests that get 503.
     "unavailable_rate": 0.0,
-    # Share of requests held for `hang_seconds` of wall time and then answered 504.
+    # Share of requests held for `hang_seconds` of wall time that then get 504.
     "hang_rate": 0.0,
     "hang_seconds": 30.0,
     # Wall-time delay added to every request before it is handled; the request then succeeds.
     "latency_seconds": 0.0,
-    # Exchange requests in flight per tenant above which Exchange answers "too many concurrent requests".
+    # Exchange requests in flight per tenant above which Exchange responds "too many concurrent requests".
     "max_concurrent_requests": None,
     # The services the rates apply to.
     "surfaces": list(SURFACES),

@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS mutations_tenant ON mutations (tenant_id, id);
 
 @dataclass(frozen=True)
 class TenantMailView:
-    """What mail flow sees of one tenant at a moment.
+    """One tenant's mail configuration in effect at a moment.
 
     `accepted_domains` are the lower-case domain names Get-AcceptedDomain lists at that
     moment; `inbound_connectors` are Get-InboundConnector field dicts in the version that
@@ -346,7 +346,12 @@ class SimulatorState:
             if not (granted and consent["granted"] and consent["granted_at"]):
                 consent["granted_at"] = iso(self.clock.now()) if granted else None
             consent["granted"] = granted
-            consent["permissions"] = list(permissions if permissions is not None else app_permissions) if granted else []
+            if not granted:
+                consent["permissions"] = []
+            elif permissions is not None:
+                consent["permissions"] = list(permissions)
+            else:
+                consent["permissions"] = app_permissions
 
     # --- mutation log ---------------------------------------------------------------------------------
 
@@ -383,9 +388,9 @@ class SimulatorState:
     def mail_view(self, now: datetime, tenant_ids: list[str] | None = None) -> list[TenantMailView]:
         """Return, per tenant (all, or those in `tenant_ids`), the accepted domains and inbound connectors in effect at `now`.
 
-        This is what the SMTP front door uses to attribute mail: a domain verified less than
-        the accepted-domain delay ago is not listed yet, and a connector created, changed or
-        removed less than the connector delay ago still acts in its previous form (or not at all).
+        The SMTP front door attributes mail with it. A domain verified less than the
+        accepted-domain delay ago is not listed yet. A connector created, changed or removed
+        less than the connector delay ago still acts in its previous form (or not at all).
         """
         views = []
         with self._lock:

@@ -1,6 +1,6 @@
 """The simulated tenant as a JSON document, and the pure functions that read and change it.
 
-One document per tenant holds everything Microsoft would keep for it::
+One document per tenant contains everything Microsoft would keep for it::
 
     {
       "tenant_id": GUID, "initial_domain": "contoso.onmicrosoft.com", "display_name": ...,
@@ -61,8 +61,8 @@ def new_domain(
 ) -> Document:
     """Return a Graph domain entry.
 
-    `accepted_at` is the time Exchange starts listing the domain in Get-AcceptedDomain;
-    `exchange` holds the accepted-domain fields given in a seed (DomainType, MatchSubDomains).
+    `accepted_at` is the time Exchange starts listing the domain in Get-AcceptedDomain.
+    `exchange` contains the accepted-domain fields given in a seed (DomainType, MatchSubDomains).
     """
     return {
         "id": name,
@@ -132,14 +132,14 @@ def new_connector_entry(fields: Document, effective: datetime) -> Document:
 def record_connector_version(entry: Document, fields: Document | None, effective: datetime) -> None:
     """Make `fields` the current form of the connector, taking effect for mail at `effective`.
 
-    `fields` None removes the connector; mail still sees the previous form until `effective`.
+    `fields` None removes the connector. Mail still uses the previous form until `effective`.
     """
     entry["current"] = copy.deepcopy(fields)
     entry["versions"].append({"effective": iso(effective), "fields": copy.deepcopy(fields)})
 
 
 def connector_at(entry: Document, now: datetime) -> Document | None:
-    """Return the connector's fields as mail sees them at `now`, or None when it does not act."""
+    """Return the connector's fields in effect for mail at `now`, or None when it does not act."""
     active = None
     for version in entry["versions"]:
         if parse_iso(version["effective"]) <= now:

@@ -2,7 +2,7 @@
 
 MSAL accepts only ``https`` authorities, so the simulator serves HTTPS with a certificate
 from a CA it creates in ``DATA/tls/`` on first start. Clients trust ``ca.pem``. The files
-are reused on restart; the server certificate is issued again from the same CA when it
+are reused on restart. The server certificate is issued again from the same CA when it
 does not cover the listening host or expires within 30 days.
 """
 

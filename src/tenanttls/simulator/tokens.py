@@ -3,8 +3,8 @@
 Tokens are RS256 JWTs in the v1.0 form that Graph and Exchange Online receive: `iss` is
 ``https://sts.windows.net/{tid}/``, `aud` the resource URI, `roles` the application
 permissions granted in the tenant and `wids` the Entra role templates assigned to the app.
-The signing key and its self-signed certificate live in ``DATA/keys/``; the public part is
-served as a JWKS so that clients can check tokens the way they would check Microsoft's.
+The signing key and its self-signed certificate live in ``DATA/keys/``. The public part is
+served as a JWKS, so clients can check tokens the way they would check Microsoft's.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Request: ``{"CmdletInput": {"CmdletName": "Get-InboundConnector", "Parameters": {...}}}`` with an
 app-only token for ``https://outlook.office365.com`` that carries ``Exchange.ManageAsApp``,
-issued in a tenant where the app holds a supported Entra role. The tenant in the path is
+issued in a tenant where the app has a supported Entra role. The tenant in the path is
 its id or a ``*.onmicrosoft.com`` name.
 
 Response: ``{"@odata.context", "adminapi.warnings@odata.type", "@adminapi.warnings", "value"}``
@@ -55,7 +55,7 @@ _PREFER_PAGE_SIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 
 
 class RequestRejected(Exception):
-    """The request was rejected before a cmdlet ran; `response` is what Exchange answers."""
+    """The request was rejected before a cmdlet ran. `response` is what Exchange returns for it."""
 
     def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)

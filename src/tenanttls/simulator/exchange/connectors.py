@@ -374,7 +374,7 @@ def new_inbound_connector(context: CmdletContext, bound: dict[str, Any]) -> Cmdl
 
 
 def set_inbound_connector(context: CmdletContext, bound: dict[str, Any]) -> CmdletResult:
-    """Change an inbound connector (Name renames it); mail sees the change after the connector delay."""
+    """Change an inbound connector (Name renames it). The change takes effect for mail after the connector delay."""
     document = context.state.tenant(context.tenant_id)
     entry = tenants.find_connector_entry(document, bound["Identity"])
     if entry is None:

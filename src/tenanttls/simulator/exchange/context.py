@@ -1,4 +1,4 @@
-"""What a cmdlet runs with, what it returns, and the directory fields every Exchange object carries."""
+"""The context and result of a cmdlet call, and the directory fields every Exchange object carries."""
 
 from __future__ import annotations
 

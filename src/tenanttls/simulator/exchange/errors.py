@@ -1,6 +1,6 @@
 """Errors of the simulated Exchange admin API, in the shape InvokeCommand returns them.
 
-A failed cmdlet answers with::
+A failed cmdlet returns::
 
     {"error": {"code": "NotFound", "message": "Error executing cmdlet",
                "details": [{"code": "Client", "target": "",
