@@ -136,6 +136,19 @@ def test_new_desired_connector(client, exchange_token):
     assert _mutations(client)[-1]["tenant_id"] == DEFAULT_TENANT_ID
 
 
+def test_new_after_rename_gets_own_guid(client, exchange_token):
+    [legacy] = _connectors(client, exchange_token, Identity=LEGACY)
+    invoke(client, DEFAULT_TENANT_ID, exchange_token, "Set-InboundConnector", {"Identity": LEGACY, "Name": f"{LEGACY}-BACKUP"})
+    invoke(client, DEFAULT_TENANT_ID, exchange_token, "New-InboundConnector", {**DESIRED, "Name": LEGACY})
+
+    [backup] = _connectors(client, exchange_token, Identity=f"{LEGACY}-BACKUP")
+    [created] = _connectors(client, exchange_token, Identity=LEGACY)
+
+    assert backup["Guid"] == legacy["Guid"]
+    assert created["Guid"] != backup["Guid"]
+    assert created["TlsSenderCertificateName"] == UNIQUE_NAME
+
+
 @pytest.mark.parametrize("name", [LEGACY, LEGACY.upper()])
 def test_new_rejects_duplicate_name(client, exchange_token, name):
     response = invoke(client, DEFAULT_TENANT_ID, exchange_token, "New-InboundConnector", {**DESIRED, "Name": name})

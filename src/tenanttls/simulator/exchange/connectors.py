@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -356,6 +357,9 @@ def new_inbound_connector(context: CmdletContext, bound: dict[str, Any]) -> Cmdl
     created = iso(context.now)
     fields: dict[str, Any] = copy.deepcopy(DEFAULTS)
     fields["Name"] = bound["Name"]
+    # A random Guid, as Exchange assigns: a name-derived one would repeat when a connector is
+    # created in the same second under the name a renamed connector had.
+    fields["Guid"] = str(uuid.uuid4())
     _apply_parameters(context, fields, bound)
 
     warnings = []
