@@ -127,6 +127,31 @@ def test_renew_dry_run_lists_due(tmp_path, environment):
     assert details["days_left"] == 9
 
 
+def test_renew_dry_run_without_key_encryption_key(tmp_path):
+    data = _make_data(tmp_path / "data", issued_days_ago=80)
+
+    result = tenanttls("identity", "renew", "--dry-run", "--data", str(data), env={"TENANTTLS_KEY_ENCRYPTION_KEY": ""})
+
+    assert result.returncode == 0, result.stderr
+    assert "due for renewal: 1" in result.stdout
+    assert "local CA in use" not in result.stderr
+
+
+def test_renew_skips_released_identity(tmp_path, environment):
+    data = _make_data(tmp_path / "data", issued_days_ago=80)
+    store = open_store(f"sqlite:///{data / 'tenanttls.db'}")
+    name = IdentityService(store.engine, "crosswaretls.com", SystemClock()).release(TENANT).name
+    store.close()
+
+    planned = tenanttls("identity", "renew", "--dry-run", "--data", str(data), env=environment)
+    renewed = tenanttls("identity", "renew", "--json", "--data", str(data), env=environment)
+
+    assert "due for renewal: 0" in planned.stdout
+    assert f"not renewed, identity released: 1\n  {name} tenant={TENANT}" in planned.stdout
+    assert json.loads(renewed.stdout)["renewed"] == []
+    assert json.loads(renewed.stdout)["released"][0]["tenant_id"] == TENANT
+
+
 def test_renew_without_key_encryption_key(data):
     result = tenanttls("identity", "renew", "--data", str(data), env={"TENANTTLS_KEY_ENCRYPTION_KEY": ""})
 

@@ -313,6 +313,21 @@ def test_dry_run_changes_nothing(service, name, clock):
     assert service.active_certificate(TENANT).id == old.id
 
 
+def test_released_identity_not_renewed(service, engine, clock):
+    identities = IdentityService(engine, "crosswaretls.test", clock)
+    for tenant_id in (TENANT, OTHER_TENANT):
+        service.ensure_certificate(tenant_id, identities.allocate(tenant_id).name)
+    identities.release(OTHER_TENANT)
+    clock.advance(timedelta(days=61))
+
+    report = service.renew_due()
+
+    assert [certificate.tenant_id for certificate in report.due] == [TENANT]
+    assert [certificate.tenant_id for certificate in report.released] == [OTHER_TENANT]
+    assert [renewal.tenant_id for renewal in report.renewed] == [TENANT]
+    assert service.is_due(service.active_certificate(OTHER_TENANT))
+
+
 def test_failed_renewal_keeps_old_certificate(engine, service, name, clock, tmp_path):
     old = service.ensure_certificate(TENANT, name)
     _add_tenant(engine, clock, TENANT, "unique", old.id, name)

@@ -7,6 +7,7 @@ Modules:
     issuer       the `Issuer` protocol, `IssuedCertificate` and `check_certificate`
     local_ca     `LocalCaIssuer`: the provider's own CA, for the embedded default and tests
     acme_issuer  `AcmeIssuer`: RFC 8555 with DNS-01 through a `DnsPublisher`
+    renewal      `RenewalSchedule`: which certificates are due and how many orders fit now
     service      `CertificateService`: issue, store, load for the relay, renew
     rekey        `reencrypt_keys`: move every stored key to a new key-encryption key
 """

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from tenanttls.certificates.issuer import Issuer
 from tenanttls.certificates.keystore import KeyStore
+from tenanttls.certificates.renewal import RenewalSchedule
 from tenanttls.certificates.service import CertificateService
 from tenanttls.clock import Clock
 from tenanttls.config import Settings
@@ -65,6 +66,17 @@ def build_certificate_service(
         build_issuer(settings, engine, publisher, clock),
         KeyStore.from_reference(settings.key_encryption_key),
         clock,
+        renewal_fraction=settings.renewal_fraction,
+        orders_per_hour=settings.orders_per_hour,
+    )
+
+
+def build_renewal_schedule(settings: Settings, engine: Engine, clock: Clock) -> RenewalSchedule:
+    """Return the `RenewalSchedule` of the settings, which needs neither an issuer nor the key-encryption key."""
+    return RenewalSchedule(
+        engine,
+        clock,
+        settings.issuer_backend,
         renewal_fraction=settings.renewal_fraction,
         orders_per_hour=settings.orders_per_hour,
     )

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from tenanttls.certificates.issuer import IssuedCertificate
 from tenanttls.certificates.keystore import KEY_ID_PREFIX_LENGTH, key_id_of
-from tenanttls.store.schema import acme_accounts, certificates, relay_assignments
+from tenanttls.store.schema import acme_accounts, certificates, identities, relay_assignments
 
 ACTIVE = "active"
 SUPERSEDED = "superseded"
@@ -100,6 +100,11 @@ def list_active(connection: Connection) -> list[StoredCertificate]:
         .order_by(certificates.c.not_after, certificates.c.id)
     ).all()
     return [_stored(row) for row in rows]
+
+
+def released_tenant_ids(connection: Connection) -> set[str]:
+    """Return the ids of the tenants whose identity is released (the tenant left)."""
+    return set(connection.execute(select(identities.c.tenant_id).where(identities.c.released_at.is_not(None))).scalars())
 
 
 def supersede(connection: Connection, certificate_id: int) -> bool:

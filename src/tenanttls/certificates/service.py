@@ -1,70 +1,34 @@
 """`CertificateService`: issue, check, store, hand to the relay, and renew tenants' certificates.
 
-A certificate is renewed once less than `renewal_fraction` of its lifetime is left
-(a third by default: day 60 of a 90-day certificate). A renewal stores the new
-certificate, marks the old row ``superseded`` and points the tenant's relay
-assignment (unique mode) at the new row in one transaction, so the relay switches
-atomically and the name never changes.
-
-Renewal passes spread orders to respect the CA's rate limits: at most
-`orders_per_hour` orders in any sliding hour, at least ``3600 / orders_per_hour``
-seconds apart. Due certificates beyond that are deferred to a later pass.
+A renewal stores the new certificate, marks the old row ``superseded`` and points
+the tenant's relay assignment (unique mode) at the new row in one transaction, so
+the relay switches atomically and the name never changes. Which certificates are
+due, and how many orders fit the CA's rate limits, is `RenewalSchedule`'s decision
+(`tenanttls.certificates.renewal`). Orders are at least ``3600 / orders_per_hour``
+seconds apart.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from tenanttls.certificates import repository
 from tenanttls.certificates.issuer import IssuedCertificate, Issuer, check_certificate
 from tenanttls.certificates.keystore import KeyStore, write_private_file
+from tenanttls.certificates.renewal import HOUR, Renewal, RenewalFailure, RenewalReport, RenewalSchedule
 from tenanttls.certificates.repository import StoredCertificate
 from tenanttls.clock import Clock
 from tenanttls.domain.names import validate_domain_name, validate_tenant_id
-from tenanttls.errors import ConfigurationError, NotFoundError, TenantTlsError
-from tenanttls.store.schema import certificates
+from tenanttls.errors import NotFoundError, TenantTlsError
+
+__all__ = ["CertificateService", "Renewal", "RenewalFailure", "RenewalReport"]
 
 logger = logging.getLogger(__name__)
-
-_HOUR = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class Renewal:
-    """One renewed certificate: the tenant, the unchanged name, and the old and new rows."""
-
-    tenant_id: str
-    name: str
-    old_certificate_id: int
-    new_certificate_id: int
-    not_after: datetime
-
-
-@dataclass(frozen=True)
-class RenewalFailure:
-    """A renewal that failed; the old certificate stays active."""
-
-    tenant_id: str
-    name: str
-    error: str
-
-
-@dataclass
-class RenewalReport:
-    """The result of one renewal pass."""
-
-    due: list[StoredCertificate] = field(default_factory=list)
-    renewed: list[Renewal] = field(default_factory=list)
-    failed: list[RenewalFailure] = field(default_factory=list)
-    deferred: list[StoredCertificate] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 class CertificateService:
@@ -79,10 +43,7 @@ class CertificateService:
         renewal_fraction: float = 1 / 3,
         orders_per_hour: int = 300,
     ) -> None:
-        if not 0 < renewal_fraction < 1:
-            raise ConfigurationError(f"invalid renewal_fraction {renewal_fraction}: use a fraction between 0 and 1")
-        if orders_per_hour < 1:
-            raise ConfigurationError(f"invalid orders_per_hour {orders_per_hour}: use 1 or more")
+        self.schedule = RenewalSchedule(engine, clock, issuer.backend, renewal_fraction, orders_per_hour)
         self._engine = engine
         self._issuer = issuer
         self._keystore = keystore
@@ -147,39 +108,30 @@ class CertificateService:
 
     def renewal_time(self, certificate: StoredCertificate) -> datetime:
         """Return when `certificate` enters its renewal window."""
-        return certificate.not_after - certificate.lifetime * self.renewal_fraction
+        return self.schedule.renewal_time(certificate)
 
     def is_due(self, certificate: StoredCertificate) -> bool:
         """Return True when `certificate` is inside its renewal window (or expired)."""
-        return self._clock.now() >= self.renewal_time(certificate)
+        return self.schedule.is_due(certificate)
 
     def renew_due(self, limit: int | None = None, *, dry_run: bool = False) -> RenewalReport:
         """Renew the active certificates inside their renewal window, most urgent first.
 
         At most `limit` orders (when given) and the orders-per-hour budget are used;
-        the rest are reported as deferred. With `dry_run` nothing is ordered and the
-        report lists what is due and what would be deferred. Raises
+        the rest are reported as deferred. Certificates of released identities are
+        reported as released and not renewed. With `dry_run` nothing is ordered and
+        the report lists what is due and what would be deferred. Raises
         `ConfigurationError`, before any order, when the stored keys were encrypted
         under another key-encryption key.
         """
-        with self._engine.connect() as connection:
-            due = [certificate for certificate in repository.list_active(connection) if self.is_due(certificate)]
-
-        allowed = min(len(due), self._order_budget())
-        if limit is not None:
-            allowed = min(allowed, max(0, limit))
-        report = RenewalReport(due=due, deferred=due[allowed:])
-        if report.deferred:
-            logger.info(
-                "renewal deferred by the order limit: deferred=%d orders_per_hour=%d",
-                len(report.deferred), self.orders_per_hour,
-            )
+        report = self.schedule.plan(limit, recent_failures=self._recent_failures())
         if dry_run:
             return report
 
-        if allowed:
+        renewing = report.due[: len(report.due) - len(report.deferred)]
+        if renewing:
             self._check_key_encryption_key()
-        for certificate in due[:allowed]:
+        for certificate in renewing:
             self._renew_one(certificate, report)
         return report
 
@@ -259,28 +211,20 @@ class CertificateService:
     def _window(self, issued: IssuedCertificate) -> timedelta:
         return (issued.not_after - issued.not_before) * self.renewal_fraction
 
-    def _order_budget(self) -> int:
-        """Return how many more orders fit in the sliding hour."""
-        since = self._clock.now() - _HOUR
+    def _recent_failures(self) -> int:
+        """Return the failed orders of the last hour, which the store does not record."""
+        since = self._clock.now() - HOUR
         while self._failed_orders and self._failed_orders[0] < since:
             self._failed_orders.popleft()
-        with self._engine.connect() as connection:
-            stored = repository.count_created_since(connection, since, self._issuer.backend)
-        return max(0, self.orders_per_hour - stored - len(self._failed_orders))
+        return len(self._failed_orders)
 
     def _wait_for_order_slot(self) -> None:
         """Sleep on the clock until the minimum interval since the last order has passed."""
-        interval = _HOUR / self.orders_per_hour
-        last = self._last_order_at or self._newest_order()
+        interval = HOUR / self.orders_per_hour
+        last = self._last_order_at or self.schedule.newest_order()
         if last is None:
             return
         wait = (last + interval - self._clock.now()).total_seconds()
         if wait > 0:
             logger.debug("renewal waits for the order interval: seconds=%.1f", wait)
             self._clock.sleep(wait)
-
-    def _newest_order(self) -> datetime | None:
-        with self._engine.connect() as connection:
-            return connection.execute(
-                select(func.max(certificates.c.created_at)).where(certificates.c.backend == self._issuer.backend)
-            ).scalar_one()

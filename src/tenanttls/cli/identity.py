@@ -82,18 +82,25 @@ def renew(
 
     Orders are spread by orders_per_hour, and the rest wait for the next run.
 
+    Certificates of released identities (tenants that left) are listed but never renewed.
+
+    A dry run needs no key_encryption_key.
+
     The relay switches to a renewed certificate at once.
 
     With issuer_backend 'local-ca' the certificates are for the demo and tests only: Exchange Online does not trust them.
     """
-    from tenanttls.certificates.factory import build_certificate_service
+    from tenanttls.certificates.factory import build_certificate_service, build_renewal_schedule
     from tenanttls.dns.publisher import build_publisher
 
     settings = _settings(config, data)
     store = open_store(settings.database)
     try:
-        service = build_certificate_service(settings, store.engine, build_publisher(settings), SystemClock())
-        report = service.renew_due(limit, dry_run=dry_run)
+        if dry_run:
+            report = build_renewal_schedule(settings, store.engine, SystemClock()).plan(limit)
+        else:
+            service = build_certificate_service(settings, store.engine, build_publisher(settings), SystemClock())
+            report = service.renew_due(limit)
     finally:
         store.close()
 
@@ -233,6 +240,7 @@ def _report_json(report, dry_run: bool) -> dict[str, Any]:
         "renewed": [vars(renewal) for renewal in report.renewed],
         "failed": [vars(failure) for failure in report.failed],
         "deferred": [_due_json(certificate) for certificate in report.deferred],
+        "released": [_due_json(certificate) for certificate in report.released],
     }
 
 
@@ -252,6 +260,7 @@ def _print_report(report, dry_run: bool) -> None:
         for certificate in report.due:
             when = "later (order limit)" if certificate.id in deferred_ids else "this run"
             typer.echo(f"  {certificate.name} tenant={certificate.tenant_id} not_after={certificate.not_after:%Y-%m-%d} renew={when}")
+        _print_released(report)
         return
 
     for renewal in report.renewed:
@@ -260,3 +269,12 @@ def _print_report(report, dry_run: bool) -> None:
         typer.echo(f"  failed {failure.name} tenant={failure.tenant_id}: {failure.error}", err=True)
     if report.deferred:
         typer.echo(f"  deferred to a later run (orders_per_hour): {len(report.deferred)}")
+    _print_released(report)
+
+
+def _print_released(report) -> None:
+    if not report.released:
+        return
+    typer.echo(f"not renewed, identity released: {len(report.released)}")
+    for certificate in report.released:
+        typer.echo(f"  {certificate.name} tenant={certificate.tenant_id} not_after={certificate.not_after:%Y-%m-%d}")
