@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from tenanttls.config import load_settings, resolve_secret
+from tenanttls.config import find_config_file, load_settings, resolve_secret
 from tenanttls.errors import ConfigurationError
 
 
@@ -68,3 +68,20 @@ def test_resolve_secret_errors(tmp_path):
     with pytest.raises(ConfigurationError, match="invalid secret reference") as caught:
         resolve_secret("plain-secret-value")
     assert "plain-secret" not in str(caught.value)
+
+
+def test_config_file_given_wins(tmp_path):
+    (tmp_path / "tenanttls.toml").write_text("[tenanttls]\n")
+
+    assert find_config_file(tmp_path / "other.toml", tmp_path, environ={}) == tmp_path / "other.toml"
+
+
+def test_config_file_found_in_data_folder(tmp_path):
+    (tmp_path / "tenanttls.toml").write_text("[tenanttls]\n")
+
+    assert find_config_file(None, tmp_path, environ={}) == tmp_path / "tenanttls.toml"
+    assert find_config_file(None, None, environ={"TENANTTLS_DATA_DIR": str(tmp_path)}) == tmp_path / "tenanttls.toml"
+
+
+def test_config_file_absent_gives_none(tmp_path):
+    assert find_config_file(None, tmp_path, environ={}) is None

@@ -107,6 +107,28 @@ def _convert(name: str, value: Any, default: Any) -> Any:
     return str(value)
 
 
+CONFIG_FILE_NAME = "tenanttls.toml"
+
+
+def find_config_file(
+    config: Path | None, data_dir: Path | None = None, environ: dict[str, str] | None = None
+) -> Path | None:
+    """Return the configuration file a command reads: `config` when given, else ``DATA/tenanttls.toml`` if it exists.
+
+    DATA is `data_dir`, else the ``TENANTTLS_DATA_DIR`` variable, else the default
+    data folder. `tenanttls demo` writes its settings there, so ``--data DIR`` alone
+    finds them. Returns None when no file applies, and the defaults and environment
+    variables are used.
+    """
+    if config is not None:
+        return config
+
+    environ = dict(os.environ if environ is None else environ)
+    folder = data_dir or environ.get(ENV_PREFIX + "DATA_DIR") or Settings().data_dir
+    candidate = Path(folder).expanduser() / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Return settings from the TOML file at `path` (if given), the environment and `overrides`.
 

@@ -152,6 +152,18 @@ def test_renew_skips_released_identity(tmp_path, environment):
     assert json.loads(renewed.stdout)["released"][0]["tenant_id"] == TENANT
 
 
+def test_data_folder_config_file_read(tmp_path, environment):
+    data = _make_data(tmp_path / "data", issued_days_ago=10)
+    default = tenanttls("identity", "renew", "--dry-run", "--data", str(data), env=environment)
+    (data / "tenanttls.toml").write_text("[tenanttls]\nrenewal_fraction = 0.9\n")
+
+    configured = tenanttls("identity", "renew", "--dry-run", "--data", str(data), env=environment)
+
+    assert "due for renewal: 0" in default.stdout
+    assert configured.returncode == 0, configured.stderr
+    assert "due for renewal: 1" in configured.stdout
+
+
 def test_renew_without_key_encryption_key(data):
     result = tenanttls("identity", "renew", "--data", str(data), env={"TENANTTLS_KEY_ENCRYPTION_KEY": ""})
 

@@ -15,14 +15,18 @@ from sqlalchemy import select
 from tenanttls.certificates import repository
 from tenanttls.certificates.identities import IdentityService
 from tenanttls.clock import SystemClock
-from tenanttls.config import Settings, load_settings
+from tenanttls.config import Settings, find_config_file, load_settings
 from tenanttls.domain.names import is_guid, validate_tenant
 from tenanttls.errors import NotFoundError
 from tenanttls.store.db import open_store
 from tenanttls.store.schema import tenants
 
-CONFIG_OPTION = typer.Option(None, "--config", "-c", help="TOML configuration file (table \\[tenanttls]).")
-DATA_OPTION = typer.Option(None, "--data", "-d", help="Data folder; the default store is DATA/tenanttls.db.")
+CONFIG_OPTION = typer.Option(
+    None, "--config", "-c", help="TOML configuration file (table \\[tenanttls]); default: DATA/tenanttls.toml if it exists."
+)
+DATA_OPTION = typer.Option(
+    None, "--data", "-d", help="Data folder (default: TENANTTLS_DATA_DIR, or ./tenanttls-data); the store is DATA/tenanttls.db."
+)
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 _LOCAL_CA_NOTE = "local-ca certificates are for the demo and tests only; Exchange Online does not trust them"
@@ -196,7 +200,7 @@ def serve(
 
 
 def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
-    return load_settings(config, data_dir=data)
+    return load_settings(find_config_file(config, data), data_dir=data)
 
 
 def _tenant_id(engine, tenant: str) -> str:
