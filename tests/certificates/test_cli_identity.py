@@ -221,3 +221,18 @@ def test_rekey_then_renew_with_new_key(tmp_path, environment):
     assert f"re-encrypted 1 certificate keys and 0 ACME account keys from key id {KeyStore(KEY).key_id}" in rekeyed.stdout
     assert renewed.returncode == 0, renewed.stderr
     assert len(json.loads(renewed.stdout)["renewed"]) == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["identity", "show"], ["identity", "renew"], ["identity", "rekey"], ["dns", "serve"], ["script"], ["drift"]],
+)
+def test_help_shows_config_table(command):
+    from typer.testing import CliRunner
+
+    from tenanttls.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0
+    assert "TOML configuration file (table [tenanttls])" in result.output

@@ -34,7 +34,7 @@ _LOCAL_CA_NOTE = "local-ca certificates are for the demo and tests only; Exchang
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    identity = typer.Typer(help="Show and renew tenants' unique certificate names.", no_args_is_help=True)
+    identity = typer.Typer(help="Show, renew and re-encrypt tenants' unique certificate identities.", no_args_is_help=True)
     identity.command("show")(show)
     identity.command("renew")(renew)
     identity.command("rekey")(rekey)
