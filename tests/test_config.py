@@ -85,3 +85,22 @@ def test_config_file_found_in_data_folder(tmp_path):
 
 def test_config_file_absent_gives_none(tmp_path):
     assert find_config_file(None, tmp_path, environ={}) is None
+
+
+def test_data_dir_override_reads_its_settings_file(tmp_path):
+    (tmp_path / "tenanttls.toml").write_text('[tenanttls]\nprovider_zone = "example.net"\n')
+
+    settings = load_settings(environ={}, data_dir=str(tmp_path))
+
+    assert settings.provider_zone == "example.net"
+    assert settings.data_dir == tmp_path
+
+
+def test_explicit_config_wins_over_data_dir_file(tmp_path):
+    (tmp_path / "tenanttls.toml").write_text('[tenanttls]\nprovider_zone = "example.net"\n')
+    other = tmp_path / "other.toml"
+    other.write_text('[tenanttls]\nprovider_zone = "example.org"\n')
+
+    settings = load_settings(other, environ={}, data_dir=str(tmp_path))
+
+    assert settings.provider_zone == "example.org"

@@ -133,8 +133,13 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     """Return settings from the TOML file at `path` (if given), the environment and `overrides`.
 
     Later sources win. Unknown keys in the file raise `ConfigurationError` so typos are found.
+    When `path` is None and a `data_dir` override is given, ``DATA/tenanttls.toml`` is read
+    if it exists, so ``--data DIR`` alone finds the settings that `tenanttls demo` wrote.
     """
     environ = dict(os.environ if environ is None else environ)
+    if path is None and overrides.get("data_dir") is not None:
+        path = find_config_file(None, Path(str(overrides["data_dir"])), environ)
+
     defaults = Settings()
     known = {f.name: getattr(defaults, f.name) for f in fields(Settings) if f.name != "extra"}
     values: dict[str, Any] = {}
