@@ -59,3 +59,24 @@ def test_relay_queue_lists_queue_and_reports(tmp_path):
     assert [entry["id"] for entry in listing["queued"]] == [message.id]
     assert listing["outcomes"] == {"dropped": 1}
     assert listing["reported"][0]["message_id"] == "<oof@contoso.com>"
+
+
+def test_relay_queue_lists_messages_as_text(tmp_path):
+    queue = MessageQueue(tmp_path / "relay-queue")
+    waiting = queue.enqueue(tenant_id=TENANT, mail_from="a@contoso.com", recipients=["b@contoso.com"], content=b"x\r\n")
+    deferred = queue.enqueue(tenant_id=TENANT, mail_from="a@contoso.com", recipients=["c@contoso.com"], content=b"y\r\n")
+    deferred.recipients[0].reply = "451 4.4.1 connection refused by 127.0.0.1:25"
+    deferred.attempts = 1
+    queue.save(deferred)
+
+    result = CliRunner().invoke(app, ["relay-queue", "--data", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "queued: 2"
+    waiting_line = next(line for line in lines if waiting.id in line)
+    deferred_line = next(line for line in lines if deferred.id in line)
+    assert "to=b@contoso.com" in waiting_line
+    assert waiting_line.endswith("last=-")
+    assert "attempts=1" in deferred_line
+    assert deferred_line.endswith("last=451 4.4.1 connection refused by 127.0.0.1:25")

@@ -323,7 +323,6 @@ class Delivery:
         for recipient in message.pending:
             reply = replies.get(recipient.address, "451 4.3.0 No reply was recorded for this recipient")
             recipient.reply = reply
-            message.last_reply = reply
             if reply.startswith("2"):
                 recipient.status = DELIVERED
                 self.delivered += 1

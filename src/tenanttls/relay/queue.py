@@ -86,6 +86,14 @@ class QueuedMessage:
     def is_finished(self) -> bool:
         return not self.pending and not self.failed
 
+    @property
+    def last_reply(self) -> str | None:
+        """The reply of the last attempt to the first pending recipient that has one, or None before any attempt."""
+        for recipient in self.pending:
+            if recipient.reply is not None:
+                return recipient.reply
+        return None
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["received_at"] = self.received_at.isoformat()
