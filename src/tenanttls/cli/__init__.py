@@ -26,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would swallow '[tenanttls]' and print types as '<bool>'.
+    rich_markup_mode=None,
 )
 
 
