@@ -223,16 +223,19 @@ def test_rekey_then_renew_with_new_key(tmp_path, environment):
     assert len(json.loads(renewed.stdout)["renewed"]) == 1
 
 
+@pytest.mark.parametrize("markup", ["rich", None])
 @pytest.mark.parametrize(
     "command",
     [["identity", "show"], ["identity", "renew"], ["identity", "rekey"], ["dns", "serve"], ["script"], ["drift"]],
 )
-def test_help_shows_config_table(command):
+def test_help_names_config_table(command, markup, monkeypatch):
     from typer.testing import CliRunner
 
     from tenanttls.cli import app
 
+    monkeypatch.setattr(app, "rich_markup_mode", markup)
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
 
     assert result.exit_code == 0
-    assert "TOML configuration file (table [tenanttls])" in result.output
+    assert "settings in a table named tenanttls" in " ".join(result.output.split())
+    assert "\\[" not in result.output

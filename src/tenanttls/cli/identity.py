@@ -21,8 +21,13 @@ from tenanttls.errors import NotFoundError
 from tenanttls.store.db import open_store
 from tenanttls.store.schema import tenants
 
+# The help names the TOML table in words: brackets are markup when typer renders help with rich,
+# and a backslash escape shows up literally when it does not.
 CONFIG_OPTION = typer.Option(
-    None, "--config", "-c", help="TOML configuration file (table \\[tenanttls]); default: DATA/tenanttls.toml if it exists."
+    None,
+    "--config",
+    "-c",
+    help="TOML configuration file with the settings in a table named tenanttls; default: DATA/tenanttls.toml if it exists.",
 )
 DATA_OPTION = typer.Option(
     None, "--data", "-d", help="Data folder (default: TENANTTLS_DATA_DIR, or ./tenanttls-data); the store is DATA/tenanttls.db."

@@ -20,7 +20,10 @@ from tenanttls.clock import SystemClock
 from tenanttls.config import Settings, load_settings
 from tenanttls.errors import InvalidInput
 
-CONFIG_OPTION = typer.Option(None, "--config", "-c", help="TOML configuration file (table \\[tenanttls]).")
+# The table is named in words: brackets are markup when typer renders help with rich.
+CONFIG_OPTION = typer.Option(
+    None, "--config", "-c", help="TOML configuration file with the settings in a table named tenanttls."
+)
 DATA_OPTION = typer.Option(None, "--data", "-d", help="Data folder; the default store is DATA/tenanttls.db.")
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of text.")
 EXPORT_OPTION = typer.Option(
