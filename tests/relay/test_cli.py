@@ -80,3 +80,21 @@ def test_relay_queue_lists_messages_as_text(tmp_path):
     assert waiting_line.endswith("last=-")
     assert "attempts=1" in deferred_line
     assert deferred_line.endswith("last=451 4.4.1 connection refused by 127.0.0.1:25")
+
+
+def test_relay_queue_missing_folder_creates_nothing(tmp_path):
+    data = tmp_path / "typo" / "path"
+
+    result = CliRunner().invoke(app, ["relay-queue", "--data", str(data)])
+
+    assert isinstance(result.exception, ConfigurationError)
+    assert f"queue folder not found: {data / 'relay-queue'}; check --data" in str(result.exception)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_relay_queue_missing_queue_dir_names_option(tmp_path):
+    result = CliRunner().invoke(app, ["relay-queue", "--data", str(tmp_path), "--queue-dir", str(tmp_path / "nope")])
+
+    assert isinstance(result.exception, ConfigurationError)
+    assert "check --queue-dir" in str(result.exception)
+    assert not (tmp_path / "nope").exists()

@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from tenanttls.config import load_settings
+from tenanttls.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,15 @@ async def _run_relay(settings, relay_settings, port_file: Optional[Path]) -> Non
         store.close()
 
 
+def _queue_dir_source(queue_dir: Optional[Path], settings) -> str:
+    """Name the option or setting that chose the queue folder, for error messages."""
+    if queue_dir is not None:
+        return "--queue-dir"
+    if settings.relay_queue_dir:
+        return "the relay_queue_dir setting"
+    return "--data"
+
+
 def relay_queue(
     config: Optional[Path] = CONFIG_OPTION,
     data: Optional[Path] = DATA_OPTION,
@@ -112,7 +122,13 @@ def relay_queue(
     from tenanttls.relay.settings import queue_dir_from
 
     settings = load_settings(config, data_dir=data, **({"relay_queue_dir": str(queue_dir)} if queue_dir else {}))
-    queue = MessageQueue(queue_dir_from(settings))
+    folder = queue_dir_from(settings)
+    if not folder.is_dir():
+        raise ConfigurationError(
+            f"queue folder not found: {folder}; check {_queue_dir_source(queue_dir, settings)} "
+            "(the relay creates the folder when it first starts)"
+        )
+    queue = MessageQueue(folder, create=False)
     queued = queue.snapshot()
     outcomes = queue.outcomes()
     reported = [line for line in outcomes if line["outcome"] in ("dropped", "possible-duplicate")]

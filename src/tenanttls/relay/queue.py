@@ -130,9 +130,11 @@ class MessageQueue:
     """Queued messages on disk, with an in-memory index of their states. Thread-safe.
 
     `durable=False` skips fsync; only benchmarks that measure the cost of fsync use it.
+    `create=False` leaves the folders as they are, for readers such as ``tenanttls relay-queue``
+    that must not create a queue where none exists.
     """
 
-    def __init__(self, directory: Path, *, clock: Clock | None = None, durable: bool = True) -> None:
+    def __init__(self, directory: Path, *, clock: Clock | None = None, durable: bool = True, create: bool = True) -> None:
         self.directory = Path(directory)
         self._messages_dir = self.directory / "messages"
         self._tmp_dir = self.directory / "tmp"
@@ -142,9 +144,10 @@ class MessageQueue:
         self._lock = threading.Lock()
         self._index: dict[str, QueuedMessage] = {}
 
-        for folder in (self.directory, self._messages_dir, self._tmp_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
+        if create:
+            for folder in (self.directory, self._messages_dir, self._tmp_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.directory, 0o700)
 
     # -- writing
 
