@@ -349,8 +349,8 @@ def _run_worker(
             stopped = upgrade is not None and upgrade.state == UpgradeState.NEEDS_ATTENTION.value
             if stopped and "--force-backup-overwrite" in (upgrade.last_error or ""):
                 overridden.add(tenant_id)
-                message = f"safety gate stopped tenant {tenant_id}: {upgrade.last_error}"
-                _say(out, f"demo: {message}")
+                _say(out, f"demo: {upgrade.last_error}")
+                _say(out, f"demo: as an operator would, running 'tenanttls upgrade {tenant_id} --force-backup-overwrite'")
                 request_upgrades(context.store, [tenant_id], overrides=Overrides(force_backup_overwrite=True), now=context.clock.now(), actor=ACTOR)
                 actions.append(f"tenant {tenant_id}: the safety gate rejected its leftover -BACKUP connector; "
                                "the demo requested the upgrade again with --force-backup-overwrite")
