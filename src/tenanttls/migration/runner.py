@@ -198,7 +198,10 @@ def _commit(
 
 def _log(report: StepReport, upgrade: UpgradeRecord) -> None:
     if report.kind == "stop":
-        logger.error("step stopped: tenant=%s state=%s reason=%s", report.tenant_id, report.state_before.value, report.detail)
+        logger.warning(
+            "step stopped, tenant needs attention: tenant=%s state=%s reason=%s",
+            report.tenant_id, report.state_before.value, report.detail,
+        )
     else:
         logger.info(
             "step done: tenant=%s state=%s outcome=%s next=%s calls=%d detail=%s",
