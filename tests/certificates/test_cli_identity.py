@@ -24,6 +24,7 @@ from tenanttls.store.schema import tenants
 from tests.fixtures.dns import free_port
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+OTHER_TENANT = "0b6e3f4a-2c1d-4e5f-8a9b-0c1d2e3f4a5b"
 KEY = bytes(range(32))
 
 
@@ -81,11 +82,45 @@ def test_show_json_by_initial_domain(data, environment):
     assert details["backend"] == "local-ca"
 
 
-def test_show_unknown_tenant(data, environment):
-    result = tenanttls("identity", "show", "0b6e3f4a-2c1d-4e5f-8a9b-0c1d2e3f4a5b", "--data", str(data), env=environment)
+def test_show_tenant_not_in_store(data, environment):
+    result = tenanttls("identity", "show", OTHER_TENANT, "--data", str(data), env=environment)
 
     assert result.returncode == 3
-    assert "has no unique identity yet" in result.stderr
+    assert f"tenant {OTHER_TENANT} is not in the store (tenants table)" in result.stderr
+    assert "'tenanttls tenants import FILE'" in result.stderr
+    assert f"'tenanttls upgrade {OTHER_TENANT}' and a 'tenanttls worker'" in result.stderr
+
+
+def test_show_tenant_without_identity(data, environment):
+    store = open_store(f"sqlite:///{data / 'tenanttls.db'}")
+    with store.engine.begin() as connection:
+        connection.execute(
+            insert(tenants).values(
+                tenant_id=OTHER_TENANT, initial_domain="fabrikam.onmicrosoft.com", created_at=SystemClock().now()
+            )
+        )
+    store.close()
+
+    result = tenanttls("identity", "show", "fabrikam.onmicrosoft.com", "--data", str(data), env=environment)
+
+    assert result.returncode == 3
+    assert f"tenant {OTHER_TENANT} has no unique identity yet; run 'tenanttls upgrade {OTHER_TENANT}'" in result.stderr
+
+
+def test_show_by_unique_name(data, environment):
+    name = json.loads(tenanttls("identity", "show", TENANT, "--json", "--data", str(data), env=environment).stdout)["name"]
+
+    result = tenanttls("identity", "show", name.upper(), "--json", "--data", str(data), env=environment)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["tenant_id"] == TENANT
+
+
+def test_show_unknown_unique_name(data, environment):
+    result = tenanttls("identity", "show", "abc.crosswaretls.com", "--data", str(data), env=environment)
+
+    assert result.returncode == 3
+    assert "no tenant has the unique name abc.crosswaretls.com" in result.stderr
 
 
 def test_show_never_prints_key(data, environment):

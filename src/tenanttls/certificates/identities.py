@@ -89,8 +89,8 @@ class IdentityService:
         identity = self._find(tenant_id)
         if identity is None:
             raise NotFoundError(
-                f"tenant {tenant_id} has no unique identity yet; allocate one with the upgrade, "
-                "or check the tenant id"
+                f"tenant {tenant_id} has no unique identity yet; run 'tenanttls upgrade {tenant_id}' "
+                "and a 'tenanttls worker', which allocates it"
             )
         return identity
 

@@ -16,8 +16,8 @@ from tenanttls.certificates import repository
 from tenanttls.certificates.identities import IdentityService
 from tenanttls.clock import SystemClock
 from tenanttls.config import Settings, find_config_file, load_settings
-from tenanttls.domain.names import is_guid, validate_tenant
-from tenanttls.errors import NotFoundError
+from tenanttls.domain.names import is_guid, validate_domain_name, validate_tenant
+from tenanttls.errors import InvalidInput, NotFoundError
 from tenanttls.store.db import open_store
 from tenanttls.store.schema import tenants
 
@@ -51,7 +51,10 @@ def register(app: typer.Typer) -> None:
 
 
 def show(
-    tenant: str = typer.Argument(..., help="Tenant id (GUID) or initial domain (contoso.onmicrosoft.com)."),
+    tenant: str = typer.Argument(
+        ...,
+        help="Tenant id (GUID), initial domain (contoso.onmicrosoft.com) or unique name (<label>.crosswaretls.com).",
+    ),
     config: Optional[Path] = CONFIG_OPTION,
     data: Optional[Path] = DATA_OPTION,
     as_json: bool = JSON_OPTION,
@@ -60,8 +63,9 @@ def show(
     settings = _settings(config, data)
     store = open_store(settings.database)
     try:
-        tenant_id = _tenant_id(store.engine, tenant)
-        identity = IdentityService(store.engine, settings.provider_zone, SystemClock()).get(tenant_id)
+        identities = IdentityService(store.engine, settings.provider_zone, SystemClock())
+        tenant_id = _tenant_id(store.engine, identities, tenant)
+        identity = identities.get(tenant_id)
         with store.engine.connect() as connection:
             certificate = repository.find_active(connection, tenant_id)
     finally:
@@ -208,18 +212,59 @@ def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
     return load_settings(find_config_file(config, data), data_dir=data)
 
 
-def _tenant_id(engine, tenant: str) -> str:
-    """Return the tenant id for a GUID or a tenant's initial domain."""
-    reference = validate_tenant(tenant)
-    if is_guid(reference):
-        return reference
+def _tenant_id(engine, identities: IdentityService, tenant: str) -> str:
+    """Return the tenant id for a GUID, a tenant's initial domain or its unique name.
 
+    Raises `NotFoundError` naming the next command when the store does not know the tenant.
+    """
+    text = tenant.strip()
+    if is_guid(text.lower()):
+        return _known_tenant_id(engine, identities, text.lower())
+    if text.lower().endswith(".onmicrosoft.com"):
+        return _tenant_id_by_initial_domain(engine, validate_tenant(text))
+
+    try:
+        name = validate_domain_name(text, what="tenant")
+    except InvalidInput as error:
+        raise InvalidInput(
+            f"{error}; give a tenant id (GUID), an initial domain (contoso.onmicrosoft.com) "
+            f"or a unique name (<label>.{identities.zone})"
+        ) from error
+    identity = identities.find_by_name(name)
+    if identity is None:
+        raise NotFoundError(
+            f"no tenant has the unique name {name}; check the name, or give the tenant id or initial domain "
+            "('tenanttls tenants list' lists them)"
+        )
+    return identity.tenant_id
+
+
+def _known_tenant_id(engine, identities: IdentityService, tenant_id: str) -> str:
+    """Return `tenant_id` when the tenants table or the identities table knows it."""
+    with engine.connect() as connection:
+        known = connection.execute(select(tenants.c.tenant_id).where(tenants.c.tenant_id == tenant_id)).first()
+    if known is not None:
+        return tenant_id
+
+    try:
+        return identities.get(tenant_id).tenant_id
+    except NotFoundError:
+        raise NotFoundError(
+            f"tenant {tenant_id} is not in the store (tenants table); add it with 'tenanttls tenants import FILE', "
+            f"then run 'tenanttls upgrade {tenant_id}' and a 'tenanttls worker' to allocate its unique identity"
+        ) from None
+
+
+def _tenant_id_by_initial_domain(engine, initial_domain: str) -> str:
     with engine.connect() as connection:
         tenant_id = connection.execute(
-            select(tenants.c.tenant_id).where(tenants.c.initial_domain == reference)
+            select(tenants.c.tenant_id).where(tenants.c.initial_domain == initial_domain)
         ).scalar_one_or_none()
     if tenant_id is None:
-        raise NotFoundError(f"tenant {reference} is not in the store; list tenants with 'tenanttls tenants list'")
+        raise NotFoundError(
+            f"tenant {initial_domain} is not in the store (tenants table); list the tenants with "
+            "'tenanttls tenants list', or add it with 'tenanttls tenants import FILE'"
+        )
     return tenant_id
 
 
