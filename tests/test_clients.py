@@ -6,6 +6,7 @@ from tenanttls.clients import build_clients
 from tenanttls.config import Settings
 from tenanttls.errors import ConfigurationError
 from tests.fixtures.simulator import DEFAULT_TENANT_ID
+from tests.transport.scripted_server import ScriptedServer
 
 
 def settings_for(simulator, credentials, tmp_path, **overrides):
@@ -71,3 +72,19 @@ def test_unknown_transport_option_rejected(simulator, app_credentials, tmp_path)
 
     with pytest.raises(ConfigurationError, match="unknown transport option"):
         build_clients(settings, transport_options={"retries": 3})
+
+
+@pytest.mark.parametrize("setting", ["login_url", "graph_url", "exchange_url"])
+def test_plain_http_url_rejected(simulator, app_credentials, tmp_path, setting):
+    listener = ScriptedServer().start()
+    try:
+        settings = settings_for(simulator, app_credentials, tmp_path, **{setting: listener.url})
+
+        with pytest.raises(ConfigurationError) as caught:
+            build_clients(settings)
+
+        assert f"invalid {setting} '{listener.url}'" in str(caught.value)
+        assert "use " + listener.url.replace("http://", "https://") in str(caught.value)
+        assert listener.requests == []
+    finally:
+        listener.stop()

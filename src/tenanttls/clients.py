@@ -18,6 +18,7 @@ from tenanttls.exchange.client import ExchangeClient
 from tenanttls.graph.client import GraphDomainsClient
 from tenanttls.identity.tokens import TokenProvider
 from tenanttls.transport.http import Transport
+from tenanttls.transport.network import require_https
 from tenanttls.transport.policy import TransportPolicy
 
 _THUMBPRINT = re.compile(r"^[0-9A-Fa-f:]{40,59}$")
@@ -73,7 +74,12 @@ def build_clients(
     `microsoft_ca_bundle` setting when it is set. `transport_options` is a
     `TransportPolicy` or a mapping of its field names. `clock` drives token expiry and
     the sleeps between retries.
+
+    Raises `ConfigurationError` before any request when a setting is missing or invalid,
+    such as a base URL that is not https.
     """
+    for setting in ("login_url", "graph_url", "exchange_url"):
+        require_https(setting, getattr(settings, setting))
     if not settings.client_id:
         raise ConfigurationError("client_id is not set; give the app registration's application (client) id")
     if not settings.client_key:

@@ -7,6 +7,7 @@ import pytest
 from tenanttls.clock import ManualClock
 from tenanttls.domain.exchange import ConnectorSettings
 from tenanttls.errors import (
+    ConfigurationError,
     CredentialError,
     InvalidInput,
     InvalidRequest,
@@ -18,7 +19,7 @@ from tenanttls.errors import (
 from tenanttls.exchange import ExchangeClient
 from tenanttls.exchange.parameters import MAX_PARAMETER_VALUE_LENGTH
 from tenanttls.transport import Transport, TransportPolicy
-from tests.transport.scripted_server import Reply, StaticTokens
+from tests.transport.scripted_server import Reply, ScriptedServer, StaticTokens
 
 TENANT = "0b7a4c1e-3f5d-4e2a-9c8b-1d2e3f4a5b6c"
 LEGACY = {
@@ -55,7 +56,7 @@ def tokens():
 
 @pytest.fixture
 def client(scripted, tokens):
-    transport = Transport(TransportPolicy(backoff_base=0.01), clock=ManualClock())
+    transport = Transport(TransportPolicy(backoff_base=0.01), verify=scripted.ca_path, clock=ManualClock())
     yield ExchangeClient(tokens, base_url=scripted.url, transport=transport)
     transport.close()
 
@@ -324,3 +325,23 @@ def test_write_not_repeated_after_504(client, scripted):
         client.set_inbound_connector(TENANT, "CrosswareInboundConnector", {"Enabled": False})
 
     assert len(scripted.requests) == 1
+
+
+def test_plain_http_base_url_rejected(tokens):
+    with pytest.raises(ConfigurationError, match="invalid exchange_url 'http://127.0.0.1:8080': expected an https URL"):
+        ExchangeClient(tokens, base_url="http://127.0.0.1:8080")
+
+
+def test_plain_http_port_not_retried(tokens):
+    plain = ScriptedServer().start()
+    transport = Transport(clock=ManualClock())
+    try:
+        client = ExchangeClient(tokens, base_url=plain.url.replace("http://", "https://"), transport=transport)
+
+        with pytest.raises(ConfigurationError, match="did not respond with TLS .*; check exchange_url"):
+            client.get_accepted_domains(TENANT)
+
+        assert transport.stats().requests == 1
+    finally:
+        transport.close()
+        plain.stop()

@@ -6,6 +6,7 @@ import pytest
 
 from tenanttls.clock import ManualClock
 from tenanttls.errors import (
+    ConfigurationError,
     InvalidInput,
     InvalidRequest,
     MicrosoftServiceError,
@@ -15,7 +16,7 @@ from tenanttls.errors import (
 )
 from tenanttls.graph import GraphDomainsClient
 from tenanttls.transport import Transport, TransportPolicy
-from tests.transport.scripted_server import Reply, StaticTokens
+from tests.transport.scripted_server import Reply, ScriptedServer, StaticTokens
 
 TENANT = "contoso.onmicrosoft.com"
 NAME = "k3j5h2g4f6d8s0a1q2w3e4r5t6.crosswaretls.com"
@@ -32,7 +33,7 @@ def tokens():
 
 @pytest.fixture
 def client(scripted, tokens):
-    transport = Transport(TransportPolicy(backoff_base=0.01), clock=ManualClock())
+    transport = Transport(TransportPolicy(backoff_base=0.01), verify=scripted.ca_path, clock=ManualClock())
     yield GraphDomainsClient(tokens, base_url=scripted.url, transport=transport)
     transport.close()
 
@@ -162,3 +163,23 @@ def test_bad_input_rejected_before_request(client, scripted, call):
         call(client)
 
     assert scripted.requests == []
+
+
+def test_plain_http_base_url_rejected(tokens):
+    with pytest.raises(ConfigurationError, match="invalid graph_url 'http://127.0.0.1:8080': expected an https URL"):
+        GraphDomainsClient(tokens, base_url="http://127.0.0.1:8080")
+
+
+def test_plain_http_port_not_retried(tokens):
+    plain = ScriptedServer().start()
+    transport = Transport(clock=ManualClock())
+    try:
+        client = GraphDomainsClient(tokens, base_url=plain.url.replace("http://", "https://"), transport=transport)
+
+        with pytest.raises(ConfigurationError, match="did not respond with TLS .*; check graph_url"):
+            client.get_domain(TENANT, NAME)
+
+        assert transport.stats().requests == 1
+    finally:
+        transport.close()
+        plain.stop()

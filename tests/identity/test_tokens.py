@@ -20,6 +20,7 @@ from tests.fixtures.simulator import (
     make_app_credentials,
     make_tenant,
 )
+from tests.transport.scripted_server import ScriptedServer
 from tests.transport.simulator_api import calls, inspect
 
 EXCHANGE = "https://outlook.office365.com/.default"
@@ -186,8 +187,39 @@ def test_untrusted_server_is_configuration_error(simulator, app_credentials):
         login_url=simulator.base_url,
     )
 
-    with pytest.raises(ConfigurationError, match="TLS verification failed"):
+    with pytest.raises(ConfigurationError) as caught:
         tokens.get_token(DEFAULT_TENANT_ID, EXCHANGE)
+
+    assert str(caught.value).startswith(f"TLS certificate verification failed for {simulator.base_url}: ")
+    assert "set microsoft_ca_bundle" in str(caught.value)
+    assert "HTTPSConnectionPool" not in str(caught.value)
+
+
+def test_plain_http_login_url_rejected(app_credentials):
+    with pytest.raises(ConfigurationError, match="invalid login_url 'http://127.0.0.1:8080': expected an https URL"):
+        TokenProvider(
+            app_credentials.client_id,
+            app_credentials.private_key_pem,
+            app_credentials.certificate_pem,
+            login_url="http://127.0.0.1:8080",
+        )
+
+
+def test_login_port_without_tls(app_credentials):
+    plain = ScriptedServer().start()
+    try:
+        login_url = plain.url.replace("http://", "https://")
+        tokens = TokenProvider(
+            app_credentials.client_id, app_credentials.private_key_pem, app_credentials.certificate_pem, login_url=login_url
+        )
+
+        with pytest.raises(ConfigurationError) as caught:
+            tokens.get_token(DEFAULT_TENANT_ID, EXCHANGE)
+
+        assert str(caught.value).startswith(f"{login_url} did not respond with TLS")
+        assert "check login_url" in str(caught.value)
+    finally:
+        plain.stop()
 
 
 def test_ca_environment_does_not_override(simulator, app_credentials, monkeypatch, tmp_path):

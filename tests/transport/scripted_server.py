@@ -1,17 +1,23 @@
-"""A small real HTTP server on 127.0.0.1 that returns scripted replies.
+"""A small real HTTP server on 127.0.0.1 that returns scripted replies, over HTTPS or plain HTTP.
 
 The client tests use it for responses the simulator does not produce on purpose
 (HTML error pages, truncated JSON, a `nextLink` to another host) and for exact
 control over retries. It records every request and the peak number in flight.
+The Exchange and Graph clients accept only https base URLs, so their tests serve
+HTTPS with a CA made by the simulator's TLS helper. The transport tests use plain HTTP.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
+
+from tenanttls.simulator.tls import ensure_tls_files
 
 
 @dataclass
@@ -38,9 +44,13 @@ class Recorded:
 
 
 class ScriptedServer:
-    """Serve `Reply` objects from `replies` in order, then `default`; or call `handler` for each request."""
+    """Serve `Reply` objects from `replies` in order, then `default`; or call `handler` for each request.
 
-    def __init__(self) -> None:
+    With `tls_dir`, the server speaks HTTPS with a certificate for 127.0.0.1 whose CA is
+    `ca_path`; without it, plain HTTP.
+    """
+
+    def __init__(self, tls_dir: Path | None = None) -> None:
         self.replies: list[Reply] = []
         self.default = Reply(200, {"value": []})
         self.handler: Callable[[Recorded], Reply] | None = None
@@ -51,12 +61,24 @@ class ScriptedServer:
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
+        self.ca_path: Path | None = None
+        if tls_dir is not None:
+            files = ensure_tls_files(tls_dir, "127.0.0.1")
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(files.certificate_path, files.key_path)
+            # The handshake runs in the request's thread, on its first read, so a client that
+            # stalls in the handshake does not block the accept loop.
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.ca_path = files.ca_path
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        scheme = "http" if self.ca_path is None else "https"
+        return f"{scheme}://{host}:{port}"
 
     def start(self) -> "ScriptedServer":
         self._thread.start()

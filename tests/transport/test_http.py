@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from tenanttls.clock import ManualClock
-from tenanttls.errors import MicrosoftServiceError, Throttled
+from tenanttls.errors import ConfigurationError, MicrosoftServiceError, Throttled
 from tenanttls.transport import Transport, TransportPolicy
 from tests.transport.scripted_server import Reply
 
@@ -245,3 +245,19 @@ def test_stats_count_requests_and_retries(scripted):
     assert stats.requests == 2
     assert stats.retries == 1
     assert stats.failures == 0
+
+
+def test_plain_http_port_not_retried(scripted):
+    transport, _ = make_transport()
+    https_url = scripted.url.replace("http://", "https://")
+
+    with pytest.raises(ConfigurationError) as caught:
+        transport.send(
+            "GET", https_url + "/v1.0/domains", tenant=TENANT, operation="GET /v1.0/domains", idempotent=True,
+            url_setting="graph_url",
+        )
+
+    assert str(caught.value).startswith(f"{https_url} did not respond with TLS (wrong version number)")
+    assert "check graph_url" in str(caught.value)
+    assert transport.stats().requests == 1
+    assert transport.stats().retries == 0

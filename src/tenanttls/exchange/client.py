@@ -24,6 +24,7 @@ from tenanttls.exchange.parameters import (
 from tenanttls.exchange.responses import InvokeResult, error_for, is_concurrency_throttled, read_warnings
 from tenanttls.transport.bearer import TokenSource, send_with_token
 from tenanttls.transport.http import Transport
+from tenanttls.transport.network import require_https
 from tenanttls.transport.responses import read_json_object, read_next_link, read_value_list
 from tenanttls.transport.retry import Deadline
 
@@ -43,6 +44,7 @@ class ExchangeClient:
     Every method validates its input before any request and raises `InvalidInput`
     naming the value. Failures raise subclasses of `MicrosoftApiError`: `NotFound` only
     when Exchange reports ManagementObjectNotFoundException, never for a timeout or a 5xx.
+    The constructor raises `ConfigurationError` when `base_url` is not an https URL.
     """
 
     def __init__(
@@ -57,7 +59,7 @@ class ExchangeClient:
         if page_size < 1:
             raise InvalidInput(f"invalid Exchange page size {page_size}: use 1 or more")
         self.tokens = tokens
-        self.base_url = base_url.rstrip("/")
+        self.base_url = require_https("exchange_url", base_url)
         self.transport = transport or Transport()
         self.page_size = page_size
         self.scope = scope
@@ -140,6 +142,7 @@ class ExchangeClient:
             json=body,
             deadline=deadline,
             is_throttled=is_concurrency_throttled,
+            url_setting="exchange_url",
         )
         if not 200 <= response.status_code < 300:
             raise self._failed(error_for(response, tenant=tenant, cmdlet=cmdlet))

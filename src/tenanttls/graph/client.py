@@ -19,6 +19,7 @@ from tenanttls.errors import MicrosoftApiError, NotFound, UnexpectedResponse
 from tenanttls.graph.responses import error_for
 from tenanttls.transport.bearer import TokenSource, send_with_token
 from tenanttls.transport.http import Transport
+from tenanttls.transport.network import require_https
 from tenanttls.transport.responses import context_of, read_json_object, read_next_link, read_value_list
 from tenanttls.transport.retry import Deadline
 
@@ -36,6 +37,7 @@ class GraphDomainsClient:
     Every method validates the tenant and the domain name before any request and raises
     `InvalidInput` naming the value. `NotFound` means Graph responded 404 with
     ``Request_ResourceNotFound``; a timeout or a 5xx raises `MicrosoftServiceError`.
+    The constructor raises `ConfigurationError` when `base_url` is not an https URL.
     """
 
     def __init__(
@@ -47,7 +49,7 @@ class GraphDomainsClient:
         scope: str = GRAPH_SCOPE,
     ) -> None:
         self.tokens = tokens
-        self.base_url = base_url.rstrip("/")
+        self.base_url = require_https("graph_url", base_url)
         self.transport = transport or Transport()
         self.scope = scope
 
@@ -113,6 +115,7 @@ class GraphDomainsClient:
             headers={"Accept": "application/json"},
             json=json,
             deadline=deadline,
+            url_setting="graph_url",
         )
         if 200 <= response.status_code < 300:
             return response

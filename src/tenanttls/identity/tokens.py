@@ -36,6 +36,7 @@ from tenanttls.errors import (
 )
 from tenanttls.identity.consent import ConsentResult, build_admin_consent_url, parse_consent_callback
 from tenanttls.identity.errors import error_for_result
+from tenanttls.transport.network import find_ssl_error, require_https, tls_configuration_error
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class TokenProvider:
         if not isinstance(client_id, str) or not is_guid(client_id.strip().lower()):
             raise ConfigurationError(f"invalid client id {client_id!r}: expected the app registration's GUID")
         self.client_id = client_id.strip().lower()
-        self.login_url = login_url.rstrip("/")
+        self.login_url = require_https("login_url", login_url)
         self._credential = _client_credential(private_key_pem, certificate_pem_or_thumbprint)
         self._session = _http_session(verify, timeout)
         self._clock = clock or SystemClock()
@@ -325,12 +326,12 @@ class TokenProvider:
             operation="OIDC discovery",
         )
 
-    @staticmethod
-    def _network_error(tenant: str, step: str, error: requests.exceptions.RequestException) -> Exception:
-        if isinstance(error, requests.exceptions.SSLError):
-            return ConfigurationError(
-                f"TLS verification failed while {step} for tenant {tenant}: {error}; check the CA bundle"
-            )
+    def _network_error(self, tenant: str, step: str, error: requests.exceptions.RequestException) -> Exception:
+        ssl_error = find_ssl_error(error)
+        if ssl_error is not None:
+            configuration_error = tls_configuration_error(self.login_url, ssl_error, setting="login_url")
+            if configuration_error is not None:
+                return configuration_error
         return MicrosoftServiceError(
             f"Microsoft Entra ID could not be reached while {step} for tenant {tenant}: {type(error).__name__}; "
             "retry later",

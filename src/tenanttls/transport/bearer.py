@@ -40,12 +40,14 @@ def send_with_token(
     deadline: Deadline | None = None,
     request_id: str | None = None,
     is_throttled: Callable[[httpx.Response], bool] | None = None,
+    url_setting: str = "the base URL",
 ) -> httpx.Response:
     """Send through `transport` with ``Authorization: Bearer``; on 401 get a new token and send once more.
 
     A cached token can be rejected before it expires (revoked consent, a clock that
     moved). Any response of the second attempt, a 401 included, is returned to the
-    caller, which maps it to an error. The token never reaches a log.
+    caller, which maps it to an error. The token never reaches a log. `url_setting` names
+    the setting that gave `url`, for configuration errors.
     """
     for attempt in (1, 2):
         token = tokens.get_token(tenant, scope)
@@ -60,6 +62,7 @@ def send_with_token(
             deadline=deadline,
             request_id=request_id,
             is_throttled=is_throttled,
+            url_setting=url_setting,
         )
         if response.status_code != 401 or attempt == 2:
             return response

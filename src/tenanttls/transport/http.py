@@ -28,6 +28,7 @@ import httpx
 from tenanttls.clock import Clock, SystemClock
 from tenanttls.errors import ConfigurationError, MicrosoftApiError, MicrosoftServiceError, Throttled
 from tenanttls.transport.limits import TenantLimiter, TokenBucket
+from tenanttls.transport.network import find_ssl_error, tls_configuration_error
 from tenanttls.transport.policy import TransportPolicy
 from tenanttls.transport.retry import Deadline, backoff_delay, parse_retry_after
 
@@ -156,6 +157,7 @@ class Transport:
         deadline: Deadline | None = None,
         request_id: str | None = None,
         is_throttled: Callable[[httpx.Response], bool] | None = None,
+        url_setting: str = "the base URL",
     ) -> httpx.Response:
         """Send a request, retrying under the policy, and return the final response.
 
@@ -163,13 +165,16 @@ class Transport:
         caller to interpret. `request_id` is sent as ``client-request-id`` on every attempt
         (a new UUID when not given). `is_throttled` marks other responses as throttling,
         such as Exchange's "maximum number of concurrent requests per tenant".
+        `url_setting` names the setting that gave the URL (``exchange_url``) in
+        configuration errors.
 
         Raises:
             Throttled: Microsoft still throttled the request when the attempts or the
                 deadline ran out, or the client-side limits could not be met in time.
             MicrosoftServiceError: 503, 504, timeouts or network errors outlived the
                 retries, or the outcome of a non-idempotent request is unknown.
-            ConfigurationError: the server's TLS certificate failed verification.
+            ConfigurationError: the server's TLS certificate failed verification, or the
+                server does not speak TLS. Neither is retried.
         """
         deadline = deadline or self.new_deadline()
         request_id = request_id or str(uuid.uuid4())
@@ -190,7 +195,9 @@ class Transport:
                 )
 
             try:
-                result = self._attempt(method, url, headers, json, deadline, tenant, operation, is_throttled)
+                result = self._attempt(
+                    method, url, headers, json, deadline, tenant, operation, is_throttled, url_setting
+                )
             except Throttled as error:  # a client-side limit could not be met before the deadline
                 error.correlation_id = request_id
                 raise self._fail(error, attempt - 1) from None
@@ -224,6 +231,7 @@ class Transport:
         tenant: str,
         operation: str,
         is_throttled: Callable[[httpx.Response], bool] | None,
+        url_setting: str,
     ) -> _Attempt:
         """Send one attempt inside the tenant's slot and the global budget."""
         with self.tenants.slot(tenant, deadline, operation=operation):
@@ -239,11 +247,11 @@ class Transport:
             try:
                 response = self._client.request(method, url, headers=headers, json=json, timeout=timeout)
             except httpx.ConnectError as error:
-                if "CERTIFICATE_VERIFY_FAILED" in str(error):
-                    raise ConfigurationError(
-                        f"TLS certificate verification failed for {httpx.URL(url).host}: {error}; "
-                        "check the CA bundle the clients trust"
-                    ) from error
+                ssl_error = find_ssl_error(error)
+                if ssl_error is not None:
+                    configuration_error = tls_configuration_error(url, ssl_error, setting=url_setting)
+                    if configuration_error is not None:
+                        raise configuration_error from error
                 return _Attempt(error=error)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
                 return _Attempt(error=error)
