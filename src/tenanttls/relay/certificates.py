@@ -23,8 +23,18 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from tenanttls.errors import CertificateError, StoreError, TenantTlsError
-from tenanttls.relay.assignments import UNIQUE, Assignment
+from tenanttls.errors import CertificateError, ConfigurationError, StoreError, TenantTlsError
+from tenanttls.relay.assignments import LEGACY, UNIQUE, Assignment
+from tenanttls.relay.pemfiles import (
+    LEGACY_CERTIFICATE,
+    LEGACY_KEY,
+    SMART_HOST_CA,
+    PemProblem,
+    check_ca_file,
+    check_key_pair_files,
+    is_expired,
+    parse_key_pair,
+)
 from tenanttls.relay.settings import LegacyCertificate
 from tenanttls.store.schema import certificates
 
@@ -127,6 +137,36 @@ class ClientContexts:
         with self._lock:
             return len(self._contexts)
 
+    def check(self) -> None:
+        """Check the smart host CA file and the legacy certificate and key, and build the legacy context.
+
+        The relay calls this at start. Raises `ConfigurationError` naming the file, its
+        setting and the fix, so that a broken file stops the relay before it accepts mail.
+        """
+        if self._server_ca is not None:
+            check_ca_file(self._server_ca)
+        leaf = self._check_legacy_files()
+        if is_expired(leaf):
+            logger.warning(
+                "relay certificate: legacy certificate expired name=%s file=%s not_after=%s; "
+                "Exchange Online defers mail of tenants not yet upgraded",
+                self._legacy.name, self._legacy.chain, leaf.not_valid_after_utc.isoformat(),
+            )
+
+        context = self._base_context()
+        context.load_cert_chain(self._legacy.chain, self._legacy.key)
+        with self._lock:
+            self._contexts[(LEGACY, None)] = context
+
+    def _check_legacy_files(self):
+        return check_key_pair_files(
+            self._legacy.chain,
+            self._legacy.key,
+            what=f"legacy client certificate {self._legacy.name}",
+            certificate_setting=LEGACY_CERTIFICATE,
+            key_setting=LEGACY_KEY,
+        )
+
     def context_for(self, assignment: Assignment) -> ssl.SSLContext:
         """Return the context that presents `assignment`'s certificate.
 
@@ -149,8 +189,15 @@ class ClientContexts:
         return context
 
     def _base_context(self) -> ssl.SSLContext:
+        """Return a new client context that verifies smart hosts; raise `CertificateError` when the CA file fails to load."""
         if self._server_ca is not None:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self._server_ca))
+            try:
+                context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self._server_ca))
+            except (ssl.SSLError, OSError) as error:
+                reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or str(error)
+                raise CertificateError(
+                    f"failed to load the smart host CA file {self._server_ca}: {reason}; check {SMART_HOST_CA}"
+                ) from error
         elif _SYSTEM_CA_FOLDER is not None:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, capath=_SYSTEM_CA_FOLDER)
         else:
@@ -169,12 +216,19 @@ class ClientContexts:
 
         try:
             chain_pem, key_pem = (_as_bytes(part) for part in self._key_pairs.load_key_pair(assignment.certificate_id))
+            parse_key_pair(chain_pem, key_pem)
             context = self._base_context()
             self._load_from_memory(context, chain_pem, key_pem)
+        except PemProblem as problem:
+            raise CertificateError(
+                f"invalid TLS client certificate {assignment.certificate_name} (id {assignment.certificate_id}) "
+                f"of tenant {assignment.tenant_id} in the store: {problem.reason}; re-issue the certificate"
+            ) from problem
         except (ssl.SSLError, OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or str(error)
             raise CertificateError(
                 f"failed to load the TLS client certificate {assignment.certificate_name} "
-                f"(id {assignment.certificate_id}) of tenant {assignment.tenant_id}: {error}; re-issue the certificate"
+                f"(id {assignment.certificate_id}) of tenant {assignment.tenant_id}: {reason}; re-issue the certificate"
             ) from error
         except TenantTlsError as error:
             raise CertificateError(
@@ -186,14 +240,18 @@ class ClientContexts:
         return context
 
     def _legacy_context(self, assignment: Assignment) -> ssl.SSLContext:
+        """Build the legacy context again (after `check`, only when the cache dropped it)."""
         context = self._base_context()
         try:
+            self._check_legacy_files()
             context.load_cert_chain(self._legacy.chain, self._legacy.key)
+        except ConfigurationError as error:
+            raise CertificateError(f"tenant {assignment.tenant_id}: {error}") from error
         except (ssl.SSLError, OSError) as error:
             raise CertificateError(
                 f"failed to load the legacy TLS client certificate {self._legacy.name} for tenant "
                 f"{assignment.tenant_id} from {self._legacy.chain} and {self._legacy.key}: {error}; "
-                "check the legacy_certificate and legacy_key settings"
+                f"check {LEGACY_CERTIFICATE} and {LEGACY_KEY}"
             ) from error
         return context
 

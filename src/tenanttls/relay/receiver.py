@@ -16,6 +16,7 @@ Replies, in the order the checks run at the end of DATA:
 - the message already passed this relay for this tenant: ``554 5.4.6`` (routing loop);
 - the processing hook failed: ``451 4.3.0``, or the hook's own 5xx rejection;
 - the queue write failed: ``451 4.3.0``;
+- any other error on the relay's side: ``451 4.3.0``, logged with the tenant id;
 - otherwise the message is on disk and the reply is ``250 2.0.0``.
 """
 
@@ -54,6 +55,7 @@ TOO_MANY_MESSAGES = "451 4.7.0 Too many messages in this connection; reconnect t
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections; try again later"
 NOT_ALLOWED = "554 5.7.1 Connections from this address are not accepted"
 LOOP_DETECTED = "554 5.4.6 Routing loop detected: the message already passed this relay for this tenant"
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure on the relay; try again later"
 
 _BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
@@ -186,6 +188,7 @@ class Receiver:
         self._loop_guard = loop_guard
         self._executor = executor
         self._on_queued = on_queued
+        self._unexpected: dict[str, int] = {}  # error class name -> count since start
 
     async def _in_thread(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
@@ -208,11 +211,30 @@ class Receiver:
     async def handle_DATA(self, server: RelaySMTP, session: _RelaySession, envelope: Envelope) -> str:
         content = envelope.original_content or b""
         peer = peer_text(session)
-        reply, queued = await self._accept(content, envelope, peer)
+        try:
+            reply, queued = await self._accept(content, envelope, peer)
+        except Exception as error:
+            # A fault on the relay's side must defer the message. aiosmtpd would answer
+            # 500, and a 5xx makes the sender bounce mail that a retry would deliver.
+            self._log_unexpected(error, content, peer)
+            return TEMPORARY_FAILURE
         if queued is not None:
             session.messages = server.count_message()
             self._on_queued(queued)
         return reply
+
+    def _log_unexpected(self, error: Exception, content: bytes, peer: str) -> None:
+        """Log an unexpected error once per message; the traceback only the first time per error type."""
+        try:
+            tenant_id = tenant_of(content)
+        except Exception:  # the header parser failed too; the error below is the one to report
+            tenant_id = None
+        kind = error.__class__.__name__
+        self._unexpected[kind] = self._unexpected.get(kind, 0) + 1
+        logger.error(
+            "relay: accepting failed unexpectedly, replied 451 tenant=%s peer=%s error=%s: %s count=%d",
+            tenant_id, peer, kind, error, self._unexpected[kind], exc_info=self._unexpected[kind] == 1,
+        )
 
     async def _accept(self, content: bytes, envelope: Envelope, peer: str) -> tuple[str, QueuedMessage | None]:
         if _BARE_CR_OR_LF.search(content):

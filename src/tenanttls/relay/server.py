@@ -18,11 +18,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tenanttls.clock import Clock, SystemClock
-from tenanttls.errors import ConfigurationError, RelayError
+from tenanttls.errors import RelayError
 from tenanttls.relay.assignments import AssignmentReader
 from tenanttls.relay.certificates import ClientContexts, KeyPairSource
 from tenanttls.relay.delivery import Delivery
 from tenanttls.relay.hooks import LoopGuard, ProcessingHook
+from tenanttls.relay.pemfiles import SERVER_CERTIFICATE, SERVER_KEY, check_key_pair_files
 from tenanttls.relay.pool import ConnectionPool
 from tenanttls.relay.queue import MessageQueue, Recovery
 from tenanttls.relay.receiver import ConnectionLimits, Receiver, RelaySMTP
@@ -77,22 +78,29 @@ class Relay:
         self._delivery_task: asyncio.Task | None = None
 
     def _inbound_context(self) -> ssl.SSLContext | None:
-        if self.settings.tls_certificate is None:
+        """Return the server context offered with STARTTLS; raise `ConfigurationError` naming a bad file."""
+        if self.settings.tls_certificate is None or self.settings.tls_key is None:
             return None
+        check_key_pair_files(
+            self.settings.tls_certificate,
+            self.settings.tls_key,
+            what="relay server certificate",
+            certificate_setting=SERVER_CERTIFICATE,
+            key_setting=SERVER_KEY,
+        )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(self.settings.tls_certificate, self.settings.tls_key)
-        except (ssl.SSLError, OSError) as error:
-            raise ConfigurationError(
-                f"failed to load the relay's server certificate {self.settings.tls_certificate}: {error}; "
-                "check tls_certificate and tls_key"
-            ) from error
+        context.load_cert_chain(self.settings.tls_certificate, self.settings.tls_key)
         return context
 
     async def start(self) -> None:
-        """Recover the queue, start listening and start delivering."""
+        """Check the certificate files, recover the queue, start listening and start delivering.
+
+        Raises `ConfigurationError` when a certificate, key or CA file is missing or
+        invalid, and `RelayError` when the listen address cannot be used.
+        """
         loop = asyncio.get_running_loop()
         inbound_context = self._inbound_context()
+        self.contexts.check()
         self._executor = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="relay-io")
         self.recovery = await loop.run_in_executor(self._executor, self.queue.recover)
 
