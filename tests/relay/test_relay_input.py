@@ -356,3 +356,17 @@ async def test_untrusted_smart_host_deferred(relay_factory, tenant, smtp_pki, un
         assert door.messages() == []
     finally:
         door.stop()
+
+
+async def test_auth_not_offered(relay, smtp_pki):
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, start_tls=True,
+                               tls_context=relay_client_context(smtp_pki)) as client:
+        await client.ehlo()
+        extensions = set(client.esmtp_extensions)
+        auth_reply = await client.execute_command(b"AUTH", b"PLAIN", b"AGFsaWNlAHNlY3JldA==")
+        mail_reply = await client.mail("alice@contoso.com")
+
+    assert "starttls" not in extensions  # the second EHLO, inside TLS
+    assert "auth" not in extensions
+    assert auth_reply.code == 500
+    assert mail_reply.code == 250

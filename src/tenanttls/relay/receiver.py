@@ -130,6 +130,9 @@ class RelaySMTP(SMTP):
 
     def __init__(self, handler: Receiver, limits: ConnectionLimits, **kwargs) -> None:
         super().__init__(handler, **kwargs)
+        # The relay trusts senders by network and tenant header, never by SMTP AUTH
+        # (RFC 4954), so AUTH is an unknown command here; `Receiver.handle_EHLO` hides it.
+        self._smtp_methods.pop("AUTH", None)
         self._limits = limits
         self._admitted = False
         self._messages = 0
@@ -192,6 +195,12 @@ class Receiver:
 
     async def _in_thread(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def handle_EHLO(self, server: RelaySMTP, session: _RelaySession, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """Reply to EHLO with aiosmtpd's lines except ``AUTH``, which the relay does not offer."""
+        session.host_name = hostname  # aiosmtpd leaves this to a 5-argument EHLO hook
+        return [line for line in responses if not line[4:].upper().startswith("AUTH")]
 
     async def handle_MAIL(self, server: RelaySMTP, session: _RelaySession, envelope: Envelope, address: str, options: list[str]) -> str:
         if session.messages >= self._settings.max_messages_per_connection:
