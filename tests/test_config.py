@@ -104,3 +104,15 @@ def test_explicit_config_wins_over_data_dir_file(tmp_path):
     settings = load_settings(other, environ={}, data_dir=str(tmp_path))
 
     assert settings.provider_zone == "example.org"
+
+
+def test_invalid_number_named_without_python_text():
+    with pytest.raises(ConfigurationError) as whole:
+        load_settings(environ={"TENANTTLS_ORDERS_PER_HOUR": "abc"})
+    with pytest.raises(ConfigurationError) as fraction:
+        load_settings(environ={"TENANTTLS_RENEWAL_FRACTION": "a third"})
+
+    assert str(whole.value) == (
+        "invalid setting TENANTTLS_ORDERS_PER_HOUR='abc': expected a whole number, such as 300 (the default)"
+    )
+    assert "expected a number, such as 0.3333 (the default)" in str(fraction.value)

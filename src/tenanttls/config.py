@@ -102,8 +102,15 @@ def _convert(name: str, value: Any, default: Any) -> Any:
             return int(value)
         if isinstance(default, float):
             return float(value)
-    except (ValueError, InvalidInput) as error:
+    except InvalidInput as error:
         raise ConfigurationError(f"invalid setting {name}={value!r}: {error}") from error
+    except (ValueError, TypeError) as error:
+        # int() and float() describe the failure in Python's words; name the expected form instead.
+        expected = "a whole number" if isinstance(default, int) else "a number"
+        example = default if isinstance(default, int) else f"{default:.4g}"
+        raise ConfigurationError(
+            f"invalid setting {name}={value!r}: expected {expected}, such as {example} (the default)"
+        ) from error
     return str(value)
 
 

@@ -107,8 +107,13 @@ def test_short_validity_rejected(tmp_path, clock):
     issuer = LocalCaIssuer(tmp_path / "ca", lifetime=timedelta(days=7), clock=clock)
     issued = issuer.issue(NAME)
 
-    with pytest.raises(CertificateError, match="within the renewal window"):
+    with pytest.raises(CertificateError) as raised:
         check_certificate(issued, NAME, issuer.trust_roots(), WINDOW, now=clock.now())
+
+    message = str(raised.value)
+    assert "in 7d, which is inside its renewal window of 30d" in message
+    assert "renewal_fraction" in message
+    assert "certificate_lifetime" in message
 
 
 def test_expired_rejected(issuer, clock):

@@ -62,5 +62,12 @@ def test_system_roots_loaded():
 
 
 def test_missing_roots_file_rejected(tmp_path):
-    with pytest.raises(ConfigurationError, match="cannot read the roots in acme_roots="):
+    with pytest.raises(ConfigurationError, match="cannot read acme_roots .*missing.pem: No such file or directory"):
         load_roots(str(tmp_path / "missing.pem"))
+
+
+def test_roots_file_without_pem_rejected(tmp_path):
+    (tmp_path / "roots.pem").write_text("not a certificate\n")
+
+    with pytest.raises(ConfigurationError, match="invalid acme_roots .*roots.pem: the file has no valid PEM certificate"):
+        load_roots(str(tmp_path / "roots.pem"))

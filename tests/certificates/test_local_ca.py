@@ -99,5 +99,5 @@ def test_invalid_name_rejected(tmp_path, clock):
 
 
 def test_tiny_lifetime_rejected(tmp_path, clock):
-    with pytest.raises(InvalidInput, match="invalid local CA certificate lifetime"):
+    with pytest.raises(InvalidInput, match="invalid certificate_lifetime 1m for the local CA: use more than 5m"):
         LocalCaIssuer(tmp_path / "ca", lifetime=timedelta(minutes=1), clock=clock)

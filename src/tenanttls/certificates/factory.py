@@ -91,8 +91,12 @@ def load_roots(path: str) -> list[x509.Certificate] | None:
     if path:
         try:
             return x509.load_pem_x509_certificates(Path(path).expanduser().read_bytes())
-        except (OSError, ValueError) as error:
-            raise ConfigurationError(f"cannot read the roots in acme_roots={path}: {error}") from error
+        except OSError as error:
+            raise ConfigurationError(f"cannot read acme_roots {path}: {error.strerror}") from error
+        except ValueError as error:
+            raise ConfigurationError(
+                f"invalid acme_roots {path}: the file has no valid PEM certificate; give the CA's root certificates in PEM"
+            ) from error
 
     defaults = ssl.get_default_verify_paths()
     for candidate in (defaults.cafile, defaults.openssl_cafile, _DEBIAN_BUNDLE):

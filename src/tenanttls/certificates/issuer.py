@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
+from tenanttls.domain.durations import format_duration
 from tenanttls.errors import CertificateError
 
 logger = logging.getLogger(__name__)
@@ -233,8 +234,10 @@ def _check_validity(leaf: x509.Certificate, name: str, renewal_window: timedelta
 
     if not_after - now < renewal_window:
         raise CertificateError(
-            f"certificate for {name} expires {not_after.isoformat()}, within the renewal window of "
-            f"{renewal_window} from now; choose a CA profile with a longer lifetime or a smaller renewal_fraction"
+            f"certificate for {name} expires {not_after.isoformat()}, in {format_duration(not_after - now)}, "
+            f"which is inside its renewal window of {format_duration(renewal_window)}, so it would be renewed "
+            "at once; choose a longer certificate lifetime (acme_profile, or certificate_lifetime for local-ca) "
+            "or a smaller renewal_fraction"
         )
 
 

@@ -24,6 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tenanttls.certificates.issuer import IssuedCertificate, issued_from_pem
 from tenanttls.certificates.keystore import warn_if_readable_by_others, write_private_file
 from tenanttls.clock import Clock, SystemClock
+from tenanttls.domain.durations import format_duration
 from tenanttls.domain.names import validate_domain_name
 from tenanttls.errors import CertificateError, InvalidInput
 
@@ -47,7 +48,10 @@ class LocalCaIssuer:
 
     def __init__(self, ca_dir: Path, lifetime: timedelta = timedelta(days=90), clock: Clock | None = None) -> None:
         if lifetime <= _BACKDATE:
-            raise InvalidInput(f"invalid local CA certificate lifetime {lifetime}: use more than {_BACKDATE}")
+            raise InvalidInput(
+                f"invalid certificate_lifetime {format_duration(lifetime)} for the local CA: use more than "
+                f"{format_duration(_BACKDATE)}, such as 90d"
+            )
         self._ca_dir = Path(ca_dir)
         self._lifetime = lifetime
         self._clock = clock or SystemClock()
@@ -117,8 +121,9 @@ class LocalCaIssuer:
             warn_if_readable_by_others(key_path)
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         except (OSError, ValueError) as error:
+            reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) else str(error)
             raise CertificateError(
-                f"cannot load the local CA from {self._ca_dir}: {error}; remove the folder to create a new CA"
+                f"cannot load the local CA from {self._ca_dir}: {reason}; remove the folder to create a new CA"
             ) from error
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise CertificateError(f"local CA key {key_path} is not an EC key; remove {self._ca_dir} to create a new CA")

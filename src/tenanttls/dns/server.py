@@ -132,8 +132,8 @@ class BuiltinDnsServer:
                 continue
             return udp, tcp
         raise DnsError(
-            f"cannot bind the built-in DNS server to {self.host}:{self._requested_port}: {last_error}; "
-            "choose another dns_server port"
+            f"cannot bind the built-in DNS server to {self.host}:{self._requested_port}/tcp: "
+            f"{last_error.strerror or last_error}; choose another port (--port or dns_server)"
         )
 
 
@@ -147,7 +147,10 @@ class _UdpServer(socketserver.ThreadingUDPServer):
         try:
             super().__init__(address, handler)
         except OSError as error:
-            raise DnsError(f"cannot bind the built-in DNS server to {address[0]}:{address[1]}/udp: {error}") from error
+            raise DnsError(
+                f"cannot bind the built-in DNS server to {address[0]}:{address[1]}/udp: {error.strerror or error}; "
+                "check the address (--host or dns_server) and that no other server uses the port"
+            ) from error
 
 
 class _TcpServer(socketserver.ThreadingTCPServer):

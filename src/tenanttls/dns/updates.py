@@ -113,7 +113,11 @@ def _apply(zone: ZoneRecords, connection: Connection, rrset: dns.rrset.RRset) ->
         return sum(zone.delete_rrset(connection, name, updatable) for updatable in UPDATABLE_TYPES)
 
     if rtype not in UPDATABLE_TYPES:
-        raise _Reject(dns.rcode.REFUSED, f"updates of {rtype} records are not allowed, only {sorted(UPDATABLE_TYPES)}")
+        raise _Reject(
+            dns.rcode.REFUSED,
+            f"updates of {rtype} records are not allowed: this server accepts updates of "
+            f"{', '.join(sorted(UPDATABLE_TYPES))} records only",
+        )
 
     if rrset.deleting == dns.rdataclass.ANY:
         return zone.delete_rrset(connection, name, rtype)
