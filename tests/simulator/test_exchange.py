@@ -502,6 +502,19 @@ def test_get_accepted_domain(client, exchange_token):
     assert custom["DistinguishedName"].startswith("CN=contoso.com,CN=Accepted Domains,CN=Transport Settings,")
 
 
+def test_accepted_domain_default_from_seed(simulator_factory, app_credentials):
+    tenant = make_tenant(accepted_domains=[{"DomainName": "contoso.com", "Default": True}, "fabrikam.com"])
+    simulator = simulator_factory({"tenants": [tenant]})
+
+    with https_client(simulator) as http:
+        token = access_token(simulator, app_credentials, tenant["tenant_id"])
+        response = invoke(http, tenant["tenant_id"], token, "Get-AcceptedDomain")
+
+    defaults = [domain["DomainName"] for domain in response.json()["value"] if domain["Default"]]
+    assert response.status_code == 200
+    assert defaults == ["contoso.com"]
+
+
 def test_get_accepted_domain_identity_and_result_size(client, exchange_token):
     by_name = invoke(client, DEFAULT_TENANT_ID, exchange_token, "Get-AcceptedDomain", {"Identity": "CONTOSO.COM"})
     missing = invoke(client, DEFAULT_TENANT_ID, exchange_token, "Get-AcceptedDomain", {"Identity": "fabrikam.com"})

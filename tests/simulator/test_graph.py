@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from tenanttls.clock import ManualClock
+from tenanttls.errors import InvalidInput
+from tenanttls.simulator.seed import build_tenant
 from tests.fixtures.simulator import DEFAULT_INITIAL_DOMAIN, DEFAULT_TENANT_ID, make_tenant
 from tests.simulator.helpers import access_token, graph_token, https_client, invoke
 from tests.simulator.knot import knot_server
@@ -58,6 +60,45 @@ def test_list_domains(client, domains_token):
     assert custom["id"] == "contoso.com"
     assert custom["isInitial"] is False
     assert custom["authenticationType"] == "Managed"
+
+
+def test_seeded_default_is_only_default(simulator_factory, app_credentials):
+    tenant = make_tenant(accepted_domains=[{"DomainName": "contoso.com", "Default": True}, "fabrikam.com"])
+    simulator = simulator_factory({"tenants": [tenant]})
+
+    with https_client(simulator) as http:
+        token = graph_token(simulator, app_credentials, tenant["tenant_id"])
+        domains = http.get("/v1.0/domains", headers=_auth(token)).json()["value"]
+
+    defaults = [domain["id"] for domain in domains if domain["isDefault"]]
+    assert defaults == ["contoso.com"]
+    assert len(domains) == 3
+
+
+def test_seed_with_two_defaults_rejected():
+    tenant = make_tenant(
+        accepted_domains=[{"DomainName": "contoso.com", "Default": True}, {"DomainName": "fabrikam.com", "Default": True}]
+    )
+
+    with pytest.raises(InvalidInput, match="marks 2 accepted domains Default \\(contoso.com, fabrikam.com\\)"):
+        build_tenant(tenant, now=datetime.now(timezone.utc), app_permissions=[])
+
+
+def test_saved_state_with_two_defaults(simulator_factory, app_credentials):
+    tenant = make_tenant(accepted_domains=[{"DomainName": "contoso.com", "Default": True}])
+    simulator = simulator_factory({"tenants": [tenant]})
+    # A state saved by an older seed marked the initial domain default as well.
+    with simulator.state.edit(tenant["tenant_id"], "test-mark-initial-default", {}) as draft:
+        draft["domains"][tenant["initial_domain"]]["isDefault"] = True
+
+    with https_client(simulator) as http:
+        token = graph_token(simulator, app_credentials, tenant["tenant_id"])
+        domains = http.get("/v1.0/domains", headers=_auth(token)).json()["value"]
+        exchange_token = access_token(simulator, app_credentials, tenant["tenant_id"])
+        accepted = invoke(http, tenant["tenant_id"], exchange_token, "Get-AcceptedDomain").json()["value"]
+
+    assert [domain["id"] for domain in domains if domain["isDefault"]] == ["contoso.com"]
+    assert [domain["DomainName"] for domain in accepted if domain["Default"]] == ["contoso.com"]
 
 
 @pytest.mark.parametrize("name", ["contoso.com", "CONTOSO.com"])

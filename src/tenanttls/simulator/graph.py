@@ -91,7 +91,7 @@ def render_domain(document: dict[str, Any], entry: dict[str, Any], select: list[
         "availabilityStatus": None,
         "id": entry["id"],
         "isAdminManaged": True,
-        "isDefault": entry["isDefault"],
+        "isDefault": entry["id"] == tenants.default_domain(document),
         "isInitial": entry["isInitial"],
         "isRoot": tenants.is_root_domain(document, entry["id"]),
         "isVerified": entry["isVerified"],
@@ -259,10 +259,10 @@ async def delete_domain(request: Request) -> Response:
 
     async def handle(services: Services, claims: dict[str, Any]) -> Response:
         name = _domain_name(request)
-        _, entry = _find(services, claims["tid"], name)
+        document, entry = _find(services, claims["tid"], name)
         if entry["isInitial"]:
             raise GraphError(400, "Request_BadRequest", f"The initial domain '{name}' cannot be deleted.")
-        if entry["isDefault"]:
+        if name == tenants.default_domain(document):
             raise GraphError(400, "Request_BadRequest", f"The default domain '{name}' cannot be deleted. Make another domain the default first.")
 
         with services.state.edit(claims["tid"], "delete-domain", {"domain": name}) as draft:

@@ -23,7 +23,8 @@
     }
 
 Every key except `tenant_id` and `initial_domain` (per tenant) and `client_id` (for the app)
-is optional. docs/simulator.md has a complete example.
+is optional. At most one accepted domain of a tenant may be ``"Default": true``; without
+one, the initial domain is the default. docs/simulator.md has a complete example.
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ def _domains(spec: Mapping[str, Any], tenant_id: str, initial: str, now: datetim
     if not isinstance(given, list):
         raise InvalidInput(f"accepted_domains of tenant {tenant_id} must be a list of names or objects")
 
-    entries = [(initial, {"DomainType": "Authoritative"}, True)]
+    entries = [(initial, {"DomainType": "Authoritative"}, False)]
     for item in given:
         fields = {"DomainName": item} if isinstance(item, str) else item
         if not isinstance(fields, Mapping) or not _is_text(fields.get("DomainName")):
@@ -283,7 +284,13 @@ def _domains(spec: Mapping[str, Any], tenant_id: str, initial: str, now: datetim
             raise InvalidInput(f"invalid DomainType {exchange['DomainType']!r} of {name}: use Authoritative or InternalRelay")
         entries.append((name, exchange, bool(fields.get("Default", False))))
 
-    has_default = any(default for _, _, default in entries[1:])
+    # A tenant has one default domain: the one the seed marks, else the initial domain.
+    marked = [name for name, _, default in entries if default]
+    if len(marked) > 1:
+        raise InvalidInput(
+            f"tenant {tenant_id} marks {len(marked)} accepted domains Default ({', '.join(marked)}); "
+            "mark at most one"
+        )
     domains = {}
     for index, (name, exchange, default) in enumerate(entries):
         if name in domains:
@@ -297,7 +304,7 @@ def _domains(spec: Mapping[str, Any], tenant_id: str, initial: str, now: datetim
             verified=True,
             accepted_at=now,
             initial=index == 0,
-            default=default if has_default else index == 0,
+            default=default or (index == 0 and not marked),
             exchange=exchange,
         )
     return domains

@@ -106,6 +106,19 @@ def accepted_domains_at(document: Document, now: datetime) -> list[Document]:
     return sorted(listed, key=lambda entry: (not entry["isInitial"], entry["id"]))
 
 
+def default_domain(document: Document) -> str:
+    """Return the name of the tenant's one default domain, which Graph and Exchange both report.
+
+    A domain other than the initial one wins when it is marked default, so a state saved
+    before the seed stopped marking the initial domain as well still has one default.
+    The initial domain is the default when no other domain is marked.
+    """
+    for name, entry in document["domains"].items():
+        if entry.get("isDefault") and not entry["isInitial"]:
+            return name
+    return document["initial_domain"]
+
+
 def is_root_domain(document: Document, name: str) -> bool:
     """Return False when a parent of `name` is a verified domain of the tenant (Graph's `isRoot`)."""
     labels = name.split(".")

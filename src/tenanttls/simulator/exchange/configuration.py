@@ -82,13 +82,6 @@ def render_accepted_domain(context: CmdletContext, entry: dict[str, Any], defaul
     return fields
 
 
-def _default_domain(document: dict[str, Any], listed: list[dict[str, Any]]) -> str:
-    for entry in listed:
-        if entry.get("isDefault"):
-            return entry["id"]
-    return document["initial_domain"]
-
-
 def _limit(objects: list[dict[str, Any]], result_size: int | None) -> list[dict[str, Any]]:
     return objects if result_size is None else objects[:result_size]
 
@@ -97,7 +90,7 @@ def get_accepted_domain(context: CmdletContext, bound: dict[str, Any]) -> Cmdlet
     """List the accepted domains in effect now, or the one whose Name, DomainName or Guid is Identity."""
     document = context.state.tenant(context.tenant_id)
     listed = tenants.accepted_domains_at(document, context.now)
-    default_name = _default_domain(document, listed)
+    default_name = tenants.default_domain(document)
     objects = [render_accepted_domain(context, entry, default_name) for entry in listed]
 
     identity = bound.get("Identity")
