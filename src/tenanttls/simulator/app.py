@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenanttls.simulator import graph, identity, inspection, signin
 from tenanttls.simulator.exchange import api as exchange_api
@@ -21,10 +22,40 @@ from tenanttls.simulator.services import Services
 logger = logging.getLogger(__name__)
 
 
-async def _unexpected_error(request: Request, error: Exception) -> Response:
-    """Return a JSON 500 for an exception that escaped a handler, so that the server keeps running."""
-    logger.error("simulator error: path=%s error=%r", request.url.path, error, exc_info=error)
-    return JSONResponse({"error": {"code": "InternalServerError", "message": "An internal server error occurred."}}, status_code=500)
+class CatchUnexpectedErrors:
+    """ASGI middleware that turns an exception escaping a handler into a JSON 500 and logs it once.
+
+    Starlette's handler for ``Exception`` re-raises after responding, so uvicorn would log the
+    same traceback a second time ("Exception in ASGI application"). This middleware does not.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = False
+
+        async def send_tracking_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking_start)
+        except Exception as error:
+            logger.error("simulator error: path=%s error=%r", scope.get("path"), error, exc_info=error)
+            if started:
+                # The status line is sent already; the client sees the response cut short.
+                return
+            response = JSONResponse(
+                {"error": {"code": "InternalServerError", "message": "An internal server error occurred."}}, status_code=500
+            )
+            await response(scope, receive, send)
 
 
 def build_app(services: Services) -> Starlette:
@@ -54,6 +85,6 @@ def build_app(services: Services) -> Starlette:
         *signin.ROUTES,
         Route("/{tenant}/v2.0/adminconsent", identity.admin_consent, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={Exception: _unexpected_error})
+    app = Starlette(routes=routes, middleware=[Middleware(CatchUnexpectedErrors)])
     app.state.services = services
     return app
