@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from tenanttls.cli import app
@@ -98,3 +99,57 @@ def test_relay_queue_missing_queue_dir_names_option(tmp_path):
     assert isinstance(result.exception, ConfigurationError)
     assert "check --queue-dir" in str(result.exception)
     assert not (tmp_path / "nope").exists()
+
+
+def test_relay_retry_zero_rejected(tmp_path):
+    result = CliRunner().invoke(app, ["relay", "--data", str(tmp_path), "--retry", "0"])
+
+    assert result.exit_code != 0
+    assert "invalid --retry '0'" in str(result.exception)
+    assert "each more than 0, such as 60,300,900" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"relay_smart_host": "127.0.0.1:abc"}, "invalid port 'abc' in relay_smart_host (--smart-host) '127.0.0.1:abc': use 1-65535"),
+        ({"relay_smart_host": "127.0.0.1:0"}, "invalid port '0' in relay_smart_host (--smart-host)"),
+        ({"relay_listen": "127.0.0.1:99999"}, "invalid port '99999' in relay_listen (--listen) '127.0.0.1:99999': use 0-65535"),
+        ({"relay_allowed_networks": "10.0.0.0/33"}, "invalid network '10.0.0.0/33' in relay_allowed_networks"),
+    ],
+)
+def test_settings_errors_name_setting(tmp_path, server_pair, legacy_pair, overrides, expected):
+    settings = load_settings(
+        None,
+        environ={},
+        data_dir=str(tmp_path),
+        relay_tls_certificate=str(server_pair.certificate),
+        relay_tls_key=str(server_pair.key),
+        legacy_certificate=str(legacy_pair.certificate),
+        legacy_key=str(legacy_pair.key),
+        **overrides,
+    )
+
+    with pytest.raises(ConfigurationError) as error:
+        relay_settings_from(settings)
+
+    assert expected in str(error.value)
+    assert "lets the system choose a listen port" not in str(error.value)
+
+
+def test_retry_schedule_error_names_option(tmp_path, server_pair, legacy_pair):
+    settings = load_settings(
+        None,
+        environ={},
+        data_dir=str(tmp_path),
+        relay_tls_certificate=str(server_pair.certificate),
+        relay_tls_key=str(server_pair.key),
+        legacy_certificate=str(legacy_pair.certificate),
+        legacy_key=str(legacy_pair.key),
+    )
+
+    with pytest.raises(ConfigurationError) as error:
+        relay_settings_from(settings, retry_schedule=(0.0,))
+
+    assert "invalid retry schedule 0 (--retry)" in str(error.value)
+    assert "(0.0,)" not in str(error.value)

@@ -18,6 +18,7 @@ from tenanttls.relay import MessageRejected
 from tenanttls.simulator.smtp import FrontDoor
 from tenanttls.store.schema import tenants as tenants_table
 from tests.fixtures.smtp import (
+    KeyPair,
     add_tenant,
     outbound_message,
     relay_client_context,
@@ -354,6 +355,8 @@ async def test_untrusted_smart_host_deferred(relay_factory, tenant, smtp_pki, un
 
         assert wait_for(lambda: any(line["outcome"] == "deferred" for line in relay.relay.outcomes()))
         assert door.messages() == []
+        deferred = next(line for line in relay.relay.outcomes() if line["outcome"] == "deferred")
+        assert f"the server certificate of 127.0.0.1:{door.port} failed verification" in deferred["reply"]
     finally:
         door.stop()
 
@@ -370,3 +373,33 @@ async def test_auth_not_offered(relay, smtp_pki):
     assert "auth" not in extensions
     assert auth_reply.code == 500
     assert mail_reply.code == 250
+
+
+async def test_refused_connection_reply(relay_factory, tenant, smtp_pki):
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    relay = relay_factory(f"127.0.0.1:{port}")
+
+    await submit(relay.port, smtp_pki, "alice@contoso.com", ["bob@contoso.com"], message("<refused@contoso.com>"))
+
+    assert wait_for(lambda: any(line["outcome"] == "deferred" for line in relay.relay.outcomes()))
+    deferred = next(line for line in relay.relay.outcomes() if line["outcome"] == "deferred")
+    assert deferred["reply"] == f"451 4.4.1 connection refused by 127.0.0.1:{port}"
+
+
+async def test_mismatched_store_key_logged(relay, smtp_pki, store, keystore, caplog):
+    unique = smtp_pki.client(UNIQUE_A)
+    other = smtp_pki.client("other.crosswaretls.com")
+    mismatched = KeyPair(UNIQUE_A, unique.certificate, other.key)
+    switch_to_unique(store, TENANT_A, UNIQUE_A, store_certificate(store, keystore, TENANT_A, mismatched))
+
+    with caplog.at_level(logging.ERROR, logger="tenanttls.relay"):
+        with pytest.raises(aiosmtplib.SMTPDataError) as error:
+            await submit(relay.port, smtp_pki, "alice@contoso.com", ["bob@contoso.com"], message())
+
+    assert error.value.code == 451
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert f"invalid TLS client certificate {UNIQUE_A}" in logged
+    assert "the certificate and the private key do not match" in logged
+    assert "PEM lib" not in logged

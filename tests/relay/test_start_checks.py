@@ -8,7 +8,7 @@ import shutil
 import aiosmtplib
 import pytest
 
-from tenanttls.errors import ConfigurationError
+from tenanttls.errors import ConfigurationError, RelayError
 from tenanttls.relay import LegacyCertificate
 from tests.fixtures.smtp import LEGACY_NAME, add_tenant, outbound_message, store_certificate, submit, switch_to_unique
 
@@ -145,3 +145,20 @@ async def test_unexpected_error_defers_once_logged(relay_factory, front_door, te
     assert records[0].exc_info
     assert not records[1].exc_info
     assert "count=2" in records[1].getMessage()
+
+
+def test_listen_on_unknown_host(relay_factory):
+    with pytest.raises(RelayError) as error:
+        relay_factory("127.0.0.1:25", listen_host="nonsense")
+
+    assert "invalid listen host 'nonsense' in relay_listen (--listen)" in str(error.value)
+    assert "choose another listen port" not in str(error.value)
+
+
+def test_listen_port_in_use(relay_factory):
+    first = relay_factory("127.0.0.1:25")
+
+    with pytest.raises(RelayError) as error:
+        relay_factory("127.0.0.1:25", listen_port=first.port)
+
+    assert f"failed to listen on 127.0.0.1:{first.port}: the port is in use by another process" in str(error.value)

@@ -272,6 +272,8 @@ async def test_trust_pem_route(smtp_pki, untrusted_pki, server_pair, clock, view
         await send(front_door, client_context(smtp_pki.ca_path, untrusted_pki.client(UNIQUE_A)), "", "someone@outside.example")
 
     assert rejected.status_code == 400
+    assert "expected one PEM certificate (-----BEGIN CERTIFICATE-----)" in rejected.json()["error"]
+    assert "cryptography.io" not in rejected.json()["error"]
     assert trusted.status_code == 200
     assert len(list((tmp_path / "client-cas").glob("*.pem"))) == 1
     assert front_door.messages()[0].tenant_id == TENANT_A

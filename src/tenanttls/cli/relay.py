@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import signal
 from collections import Counter
 from pathlib import Path
@@ -68,12 +69,18 @@ def relay(
 
 
 def _retry_schedule(text: str) -> tuple[float, ...]:
+    """Parse ``--retry``: delays in seconds, comma-separated, each a finite number above 0."""
     from tenanttls.errors import InvalidInput
 
+    usage = "give delays in seconds separated by commas, each more than 0, such as 60,300,900"
     try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError as error:
-        raise InvalidInput(f"invalid --retry {text!r}: give seconds separated by commas, such as 60,300,900") from error
+        raise InvalidInput(f"invalid --retry {text!r}: {usage}") from error
+
+    if not delays or not all(math.isfinite(delay) and delay > 0 for delay in delays):
+        raise InvalidInput(f"invalid --retry {text!r}: {usage}")
+    return delays
 
 
 async def _run_relay(settings, relay_settings, port_file: Optional[Path]) -> None:

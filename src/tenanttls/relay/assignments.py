@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tenanttls.errors import StoreError
-from tenanttls.relay.settings import SMTP_PORT, parse_host_port
+from tenanttls.relay.settings import SMART_HOST_SETTING, SMTP_PORT, parse_host_port
 from tenanttls.store.schema import relay_assignments, tenants
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,9 @@ class Assignment:
         that Microsoft suggests as the smart host for a tenant.
         """
         if override:
-            return parse_host_port(override)
+            return parse_host_port(override, label=SMART_HOST_SETTING)
         if self.smart_host:
-            return parse_host_port(self.smart_host)
+            return parse_host_port(self.smart_host, label=f"smart host of tenant {self.tenant_id} in the store")
         label = self.initial_domain.split(".", 1)[0]
         return f"{label}.{MAIL_PROTECTION_SUFFIX}", SMTP_PORT
 

@@ -31,7 +31,7 @@ from tenanttls.errors import CertificateError, RelayError, StoreError
 from tenanttls.relay.assignments import Assignment, AssignmentReader
 from tenanttls.relay.certificates import ClientContexts
 from tenanttls.relay.dsn import FailedRecipient, build_dsn, header_block, should_send_dsn
-from tenanttls.relay.pool import ConnectionKey, ConnectionPool, PooledConnection
+from tenanttls.relay.pool import ConnectionKey, ConnectionPool, PooledConnection, describe_connection_error
 from tenanttls.relay.queue import (
     BOUNCED,
     DELIVERED,
@@ -201,9 +201,10 @@ class Delivery:
         try:
             replies = await self._send_with_fresh_retry(key, context, message, content)
         except _CONNECTION_ERRORS as error:
-            reply = f"451 4.4.1 Connection to {attempt.host}:{attempt.port} failed: {error.__class__.__name__}: {error}"
+            description = describe_connection_error(error, attempt.host, attempt.port)
+            reply = f"451 4.4.1 {description}"
             logger.warning("relay delivery: connection failed tenant=%s queue_id=%s host=%s:%s error=%s",
-                           message.tenant_id, message.id, attempt.host, attempt.port, error)
+                           message.tenant_id, message.id, attempt.host, attempt.port, description)
             replies = {r.address: reply for r in message.pending}
         await self._finish(message, replies, attempt)
 

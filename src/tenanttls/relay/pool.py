@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,33 @@ from tenanttls.errors import RelayError
 logger = logging.getLogger(__name__)
 
 ConnectionKey = tuple[str, tuple[str, int | None], str, int]  # tenant, certificate key, host, port
+
+
+def describe_connection_error(error: BaseException, host: str, port: int) -> str:
+    """Describe a failed connection or session with a smart host in plain words, for replies and logs."""
+    address = f"{host}:{port}"
+    cause = error.__cause__ if isinstance(error, aiosmtplib.SMTPConnectError) and isinstance(error.__cause__, OSError) else error
+
+    if isinstance(cause, TimeoutError):  # also asyncio's and aiosmtplib's timeouts
+        return f"connection to {address} timed out"
+    if isinstance(cause, ConnectionRefusedError):
+        return f"connection refused by {address}"
+    if isinstance(cause, socket.gaierror):
+        return f"host name {host} not found: {cause.strerror}"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return (f"the server certificate of {address} failed verification: {cause.verify_message}; "
+                "check relay_smart_host_ca (--smart-host-ca)")
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS handshake with {address} failed: {cause.reason or cause}"
+    if isinstance(cause, aiosmtplib.SMTPServerDisconnected):
+        return f"{address} closed the connection"
+    if isinstance(cause, aiosmtplib.SMTPResponseException):
+        return f"{address} replied {cause.code} {cause.message}"
+    if isinstance(cause, aiosmtplib.SMTPException) and "STARTTLS" in str(cause):
+        return f"{address} does not offer STARTTLS, and the relay never sends mail in plain text"
+    if isinstance(cause, OSError) and cause.strerror:
+        return f"connection to {address} failed: {cause.strerror}"
+    return f"connection to {address} failed: {cause}"
 
 
 @dataclass

@@ -8,7 +8,9 @@ CLI, the demo and tests.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -32,6 +34,25 @@ from tenanttls.relay.settings import RelaySettings
 logger = logging.getLogger(__name__)
 
 _IO_THREADS = 8
+
+
+def listen_error_message(host: str, port: int, error: OSError) -> str:
+    """Describe why the relay cannot listen on host:port, and what to change in relay_listen (--listen)."""
+    address = f"{host}:{port}"
+    if isinstance(error, socket.gaierror):
+        return (f"invalid listen host {host!r} in relay_listen (--listen) {address}: {error.strerror}; "
+                "give an IP address or a host name of this machine, such as 127.0.0.1:2525")
+    if error.errno == errno.EADDRINUSE:
+        return (f"failed to listen on {address}: the port is in use by another process; "
+                "choose another port in relay_listen (--listen), or 0 for a free one")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return (f"failed to listen on {address}: {host} is not an address of this machine; "
+                "set relay_listen (--listen) to one of its addresses, such as 127.0.0.1:2525")
+    if error.errno == errno.EACCES:
+        return (f"failed to listen on {address}: permission denied; ports below 1024 need root "
+                "or CAP_NET_BIND_SERVICE, so run with it or choose a port of 1024 or more in relay_listen (--listen)")
+    reason = error.strerror or str(error)
+    return f"failed to listen on {address}: {reason}; check relay_listen (--listen)"
 
 
 class Relay:
@@ -143,10 +164,7 @@ class Relay:
             self._server = await loop.create_server(make_protocol, host=self.settings.listen_host, port=self.settings.listen_port)
         except OSError as error:
             self._executor.shutdown(wait=False)
-            raise RelayError(
-                f"failed to listen on {self.settings.listen_host}:{self.settings.listen_port}: {error.strerror}; "
-                "choose another listen port"
-            ) from error
+            raise RelayError(listen_error_message(self.settings.listen_host, self.settings.listen_port, error)) from error
 
         self.port = self._server.sockets[0].getsockname()[1]
         self._delivery_task = asyncio.create_task(self._delivery.run(), name="relay-delivery")

@@ -6,6 +6,7 @@ Sizes are in bytes and times in seconds.
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,15 +83,22 @@ def validate_relay_settings(settings: RelaySettings) -> None:
         raise ConfigurationError(str(error)) from error
 
     if (settings.tls_certificate is None) != (settings.tls_key is None):
-        raise ConfigurationError("set both tls_certificate and tls_key for the relay's STARTTLS, or neither")
+        raise ConfigurationError(
+            "set both relay_tls_certificate (--tls-certificate) and relay_tls_key (--tls-key) for the relay's STARTTLS, or neither"
+        )
     if settings.require_starttls and settings.tls_certificate is None:
-        raise ConfigurationError("require_starttls is on but no tls_certificate is set; give the relay a server certificate")
+        raise ConfigurationError(
+            "require_starttls is on but no server certificate is set; "
+            "set relay_tls_certificate (--tls-certificate) and relay_tls_key (--tls-key)"
+        )
 
     for network in settings.allowed_networks:
         try:
             ipaddress.ip_network(network, strict=False)
         except ValueError as error:
-            raise ConfigurationError(f"invalid allowed network {network!r}: {error}; use CIDR such as 10.0.0.0/8") from error
+            raise ConfigurationError(
+                f"invalid network {network!r} in relay_allowed_networks: {error}; use CIDR blocks such as 10.0.0.0/8"
+            ) from error
 
     for name in ("max_message_size", "max_recipients", "max_messages_per_connection", "max_connections",
                  "delivery_concurrency", "connections_per_tenant", "messages_per_delivery_connection",
@@ -98,14 +106,27 @@ def validate_relay_settings(settings: RelaySettings) -> None:
         if getattr(settings, name) < 1:
             raise ConfigurationError(f"invalid relay setting {name}={getattr(settings, name)}: use 1 or more")
 
-    if not settings.retry_schedule or any(delay <= 0 for delay in settings.retry_schedule):
-        raise ConfigurationError(f"invalid retry_schedule {settings.retry_schedule}: give one or more positive delays in seconds")
+    if not settings.retry_schedule or not all(math.isfinite(delay) and delay > 0 for delay in settings.retry_schedule):
+        delays = ",".join(f"{delay:g}" for delay in settings.retry_schedule) or "(none)"
+        raise ConfigurationError(
+            f"invalid retry schedule {delays} (--retry): give one or more delays in seconds, "
+            "each more than 0, such as 60,300,900"
+        )
     if settings.smart_host is not None:
-        parse_host_port(settings.smart_host)
+        parse_host_port(settings.smart_host, label=SMART_HOST_SETTING)
 
 
-def parse_host_port(value: str, default_port: int = SMTP_PORT) -> tuple[str, int]:
-    """Split ``host``, ``host:port`` or ``[v6]:port`` into host and port."""
+LISTEN_SETTING = "relay_listen (--listen)"
+SMART_HOST_SETTING = "relay_smart_host (--smart-host)"
+
+
+def parse_host_port(value: str, default_port: int = SMTP_PORT, *, label: str = "smart host", listen: bool = False) -> tuple[str, int]:
+    """Split ``host``, ``host:port`` or ``[v6]:port`` into host and port.
+
+    `label` names the value in errors (a setting, or a tenant's smart host). Port 0 is
+    valid only when `listen` is true, where it lets the system choose a free port.
+    Raises `ConfigurationError` naming the value, `label` and the valid range.
+    """
     text = value.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -116,11 +137,14 @@ def parse_host_port(value: str, default_port: int = SMTP_PORT) -> tuple[str, int
         host, port_text = text, ""
 
     if not host:
-        raise ConfigurationError(f"invalid address {value!r}: expected 'host' or 'host:port'")
+        raise ConfigurationError(f"invalid {label} {value!r}: expected host or host:port, such as 127.0.0.1:{default_port}")
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
-        raise ConfigurationError(f"invalid port in {value!r}: use 1-65535 (0 lets the system choose a listen port)")
+
+    lowest = 0 if listen else 1
+    if not port_text.isdigit() or not lowest <= int(port_text) <= 65535:
+        valid = "0-65535 (0: the system chooses a free port)" if listen else "1-65535"
+        raise ConfigurationError(f"invalid port {port_text!r} in {label} {value!r}: use {valid}")
     return host, int(port_text)
 
 
@@ -141,7 +165,7 @@ def relay_settings_from(settings, **overrides) -> RelaySettings:
     Raises `ConfigurationError` naming the missing setting when the legacy certificate
     or the server certificate is not configured.
     """
-    host, port = parse_host_port(settings.relay_listen, default_port=2525)
+    host, port = parse_host_port(settings.relay_listen, default_port=2525, label=LISTEN_SETTING, listen=True)
     values: dict = dict(
         queue_dir=queue_dir_from(settings),
         legacy=LegacyCertificate(

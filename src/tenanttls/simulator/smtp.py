@@ -604,9 +604,16 @@ class FrontDoor:
     def trust_pem(self, pem: bytes) -> Path:
         """Save a PEM CA certificate in the client CA folder and trust it; return its path.
 
-        Raises ValueError when `pem` is not a certificate.
+        Raises ValueError when `pem` is not a PEM certificate.
         """
-        certificate = x509.load_pem_x509_certificate(pem)
+        try:
+            certificate = x509.load_pem_x509_certificate(pem)
+        except ValueError as error:
+            # cryptography's own text points to its FAQ, which does not help the caller.
+            raise ValueError(
+                "invalid CA certificate: expected one PEM certificate (-----BEGIN CERTIFICATE-----); "
+                "send the CA's PEM file as the request body"
+            ) from error
         folder = self._client_ca_dir
         if folder is None:
             raise ValueError("this front door has no client CA folder")
@@ -806,8 +813,10 @@ def inspection_routes(get_front_door: Callable[[], FrontDoor | None]) -> list:
         body = await request.body()
         try:
             path = door.trust_pem(body)
-        except (ValueError, ssl.SSLError) as error:
-            return _error(400, f"the body must be a PEM CA certificate: {error}")
+        except ValueError as error:
+            return _error(400, str(error))
+        except ssl.SSLError as error:
+            return _error(400, f"failed to load the CA certificate into TLS: {error.reason or error}; send the CA's PEM file")
         return JSONResponse({"trusted": str(path)})
 
     return [
