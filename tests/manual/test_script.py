@@ -49,7 +49,8 @@ def test_rollback_snapshot(rollback_input):
 def test_upgrade_structure(upgrade_input):
     script = render_upgrade_script(upgrade_input)
 
-    assert script.startswith("#Requires -Version 5.1\n#Requires -Modules ExchangeOnlineManagement, Microsoft.Graph.")
+    assert script.startswith("#Requires -Version 5.1\n")
+    assert "#Requires -Modules @{ ModuleName='ExchangeOnlineManagement'; ModuleVersion='3.0.0' }, Microsoft.Graph." in script
     assert script.index(powershell.VALUES_START) < script.index(powershell.VALUES_END)
     assert "$ErrorActionPreference = 'Stop'" in script
     assert "Start-Transcript -Path $TranscriptPath" in script
@@ -235,3 +236,42 @@ def test_rollback_invalid_connector_name(rollback_input):
     with pytest.raises(InvalidInput):
         render_rollback_script(replace(rollback_input, connector_name="a|b"))
 
+
+
+@pytest.mark.parametrize("proof", ["garbage", "MS=ms1234567", "MS=ms123456789", "ms=ms12345678", "MS=ms1234567x", "v=spf1 -all"])
+def test_invalid_proof_rejected(proof):
+    with pytest.raises(InvalidInput) as caught:
+        build_upgrade_input(
+            northwind_settings(), tenant_id=TENANT_ID, tenant_domain=TENANT_DOMAIN, unique_name=UNIQUE,
+            run_id="r", now=NOW, proof_text=proof,
+        )
+
+    assert "MS=ms" in str(caught.value)
+    assert "8 digits" in str(caught.value)
+
+
+def test_proof_spaces_trimmed():
+    data = build_upgrade_input(
+        northwind_settings(), tenant_id=TENANT_ID, tenant_domain=TENANT_DOMAIN, unique_name=UNIQUE,
+        run_id="r", now=NOW, proof_text=" MS=ms12345678 ",
+    )
+
+    assert data.proof_text == "MS=ms12345678"
+
+
+def test_rollback_requires_module_version(rollback_input):
+    script = render_rollback_script(rollback_input)
+
+    assert "#Requires -Modules @{ ModuleName='ExchangeOnlineManagement'; ModuleVersion='3.0.0' }\n" in script
+
+
+@pytest.mark.parametrize("kind", ["upgrade", "rollback"])
+def test_summary_lists_only_exports(upgrade_input, rollback_input, kind):
+    script = render_upgrade_script(upgrade_input) if kind == "upgrade" else render_rollback_script(rollback_input)
+    command = next(line for line in script.splitlines() if "tenanttls manual done" in line)
+
+    assert command.count("--export") == 2
+    assert "$ConnectorsExportPath" in command
+    assert "$DomainsExportPath" in command
+    assert "$TranscriptPath" not in command
+    assert "<each file>" not in script

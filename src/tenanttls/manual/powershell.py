@@ -6,7 +6,8 @@ as quoted literals. Keeping tenant data out of the code below is what makes the
 scripts safe against hostile names; tests check that this text is the same for
 every input.
 
-Conventions the tests rely on: each call to an Exchange Online or Microsoft Graph
+Both scripts require ExchangeOnlineManagement 3.0.0 or later, the first version
+with Get-ConnectionInformation. Conventions the tests rely on: each call to an Exchange Online or Microsoft Graph
 cmdlet is on a line of its own with named parameters whose values are variables,
 ``$true``/``$false``, or an ``@{ key = $Variable }`` hashtable, and the step functions
 are defined in the order the main block calls them.
@@ -15,7 +16,7 @@ are defined in the order the main block calls them.
 from __future__ import annotations
 
 UPGRADE_HEADER = r"""#Requires -Version 5.1
-#Requires -Modules ExchangeOnlineManagement, Microsoft.Graph.Identity.DirectoryManagement
+#Requires -Modules @{ ModuleName='ExchangeOnlineManagement'; ModuleVersion='3.0.0' }, Microsoft.Graph.Identity.DirectoryManagement
 <#
 .SYNOPSIS
     Upgrade one tenant's inbound connector to its unique certificate name, by hand.
@@ -43,7 +44,7 @@ UPGRADE_HEADER = r"""#Requires -Version 5.1
 """
 
 ROLLBACK_HEADER = r"""#Requires -Version 5.1
-#Requires -Modules ExchangeOnlineManagement
+#Requires -Modules @{ ModuleName='ExchangeOnlineManagement'; ModuleVersion='3.0.0' }
 <#
 .SYNOPSIS
     Undo tenanttls's upgrade of one tenant's inbound connector, by hand.
@@ -386,9 +387,9 @@ function Write-Summary {
     Write-Host "  new connector:     '$ConnectorName' on the certificate name $UniqueName"
     Write-Host "  backup connector:  '$BackupName' (kept for rollback)"
     Write-Host "  script run id:     $RunId"
-    Write-Host "Send them these files: $TranscriptPath, $ConnectorsExportPath, $DomainsExportPath"
-    Write-Host "and, if it was written, $SnapshotPath."
-    Write-Host "The provider records the result with: tenanttls manual done $TenantId --export <each file>"
+    Write-Host "Send them these files: $ConnectorsExportPath, $DomainsExportPath and the transcript $TranscriptPath"
+    Write-Host "(and $SnapshotPath, if this run wrote it). The provider records the result with the two exports:"
+    Write-Host "  tenanttls manual done $TenantId --export $(Split-Path -Leaf $ConnectorsExportPath) --export $(Split-Path -Leaf $DomainsExportPath)"
 }
 """
 
@@ -494,8 +495,9 @@ function Write-Summary {
     Write-Host "  restored:          '$LegacyName'"
     Write-Host "  accepted domain:   $UniqueName (left in place)"
     Write-Host "  script run id:     $RunId"
-    Write-Host "Send them these files: $TranscriptPath, $ConnectorsExportPath, $DomainsExportPath"
-    Write-Host "The provider records the result with: tenanttls manual done $TenantId --rolled-back --export <each file>"
+    Write-Host "Send them these files: $ConnectorsExportPath, $DomainsExportPath and the transcript $TranscriptPath"
+    Write-Host "The provider records the result with the two exports:"
+    Write-Host "  tenanttls manual done $TenantId --rolled-back --export $(Split-Path -Leaf $ConnectorsExportPath) --export $(Split-Path -Leaf $DomainsExportPath)"
 }
 """
 

@@ -9,6 +9,7 @@ connector the engine would.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from tenanttls import __version__
 from tenanttls.config import Settings
 from tenanttls.domain.exchange import ConnectorSettings, InboundConnector
 from tenanttls.domain.names import validate_connector_name, validate_domain_name, validate_tenant_id
+from tenanttls.errors import InvalidInput
 from tenanttls.manual import powershell
 from tenanttls.manual.quoting import render_assignment
 from tenanttls.migration.planner import (
@@ -30,6 +32,10 @@ from tenanttls.migration.planner import (
 
 # Minutes the script polls Get-AcceptedDomain before it stops and asks to be run again.
 ACCEPTED_WAIT_MINUTES = 120
+
+# The TXT value Graph lists in verificationDnsRecords: "MS=ms" and eight digits.
+# NOTE: Microsoft's pages show only the "MS=" prefix; the eight digits come from third-party reports.
+_PROOF_TEXT = re.compile(r"MS=ms[0-9]{8}")
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,19 @@ def build_upgrade_input(
         run_id=run_id,
         legacy_name=snapshot.name if snapshot is not None else desired.connector_name,
         snapshot=snapshot,
-        proof_text=proof_text,
+        proof_text=validate_proof_text(proof_text) if proof_text is not None else None,
     )
+
+
+def validate_proof_text(value: str) -> str:
+    """Return the TXT value without surrounding spaces, or raise `InvalidInput` unless it is ``MS=ms`` and 8 digits."""
+    text = value.strip()
+    if not _PROOF_TEXT.fullmatch(text):
+        raise InvalidInput(
+            f"invalid --proof {value[:40]!r}: expected the TXT value that Microsoft lists for the unique name, "
+            "'MS=ms' and 8 digits such as MS=ms12345678"
+        )
+    return text
 
 
 def render_upgrade_script(data: UpgradeScriptInput) -> str:

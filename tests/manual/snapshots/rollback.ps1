@@ -1,5 +1,5 @@
 #Requires -Version 5.1
-#Requires -Modules ExchangeOnlineManagement
+#Requires -Modules @{ ModuleName='ExchangeOnlineManagement'; ModuleVersion='3.0.0' }
 <#
 .SYNOPSIS
     Undo tenanttls's upgrade of one tenant's inbound connector, by hand.
@@ -244,8 +244,9 @@ function Write-Summary {
     Write-Host "  restored:          '$LegacyName'"
     Write-Host "  accepted domain:   $UniqueName (left in place)"
     Write-Host "  script run id:     $RunId"
-    Write-Host "Send them these files: $TranscriptPath, $ConnectorsExportPath, $DomainsExportPath"
-    Write-Host "The provider records the result with: tenanttls manual done $TenantId --rolled-back --export <each file>"
+    Write-Host "Send them these files: $ConnectorsExportPath, $DomainsExportPath and the transcript $TranscriptPath"
+    Write-Host "The provider records the result with the two exports:"
+    Write-Host "  tenanttls manual done $TenantId --rolled-back --export $(Split-Path -Leaf $ConnectorsExportPath) --export $(Split-Path -Leaf $DomainsExportPath)"
 }
 
 Start-Transcript -Path $TranscriptPath | Out-Null

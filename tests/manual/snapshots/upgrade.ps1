@@ -1,5 +1,5 @@
 #Requires -Version 5.1
-#Requires -Modules ExchangeOnlineManagement, Microsoft.Graph.Identity.DirectoryManagement
+#Requires -Modules @{ ModuleName='ExchangeOnlineManagement'; ModuleVersion='3.0.0' }, Microsoft.Graph.Identity.DirectoryManagement
 <#
 .SYNOPSIS
     Upgrade one tenant's inbound connector to its unique certificate name, by hand.
@@ -382,9 +382,9 @@ function Write-Summary {
     Write-Host "  new connector:     '$ConnectorName' on the certificate name $UniqueName"
     Write-Host "  backup connector:  '$BackupName' (kept for rollback)"
     Write-Host "  script run id:     $RunId"
-    Write-Host "Send them these files: $TranscriptPath, $ConnectorsExportPath, $DomainsExportPath"
-    Write-Host "and, if it was written, $SnapshotPath."
-    Write-Host "The provider records the result with: tenanttls manual done $TenantId --export <each file>"
+    Write-Host "Send them these files: $ConnectorsExportPath, $DomainsExportPath and the transcript $TranscriptPath"
+    Write-Host "(and $SnapshotPath, if this run wrote it). The provider records the result with the two exports:"
+    Write-Host "  tenanttls manual done $TenantId --export $(Split-Path -Leaf $ConnectorsExportPath) --export $(Split-Path -Leaf $DomainsExportPath)"
 }
 
 Start-Transcript -Path $TranscriptPath | Out-Null
