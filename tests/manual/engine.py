@@ -62,6 +62,16 @@ class EngineEnvironment:
             state = self.run_until(tenant_id, (UpgradeState.COMPLETED,))
         return state
 
+    def write_config(self) -> Path:
+        """Write DATA/tenanttls.toml with these settings, so CLI commands given --data DATA use this environment."""
+        keys = ("login_url", "graph_url", "exchange_url", "client_id", "client_certificate", "client_key",
+                "microsoft_ca_bundle", "key_encryption_key", "dns_backend", "dns_server")
+        lines = ["[tenanttls]", f'data_dir = "{self.settings.data_dir}"']
+        lines += [f'{key} = "{getattr(self.settings, key)}"' for key in keys]
+        path = Path(self.settings.data_dir) / "tenanttls.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
     def end_state(self, tenant_id: str) -> dict[str, Any]:
         """Return connectors (settings, ownership), accepted domains and the unique name's Graph state."""
         connectors = self.context.exchange.get_inbound_connectors(tenant_id)

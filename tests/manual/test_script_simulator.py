@@ -14,6 +14,7 @@ from tests.manual.psreader import read_calls, read_values
 
 ENGINE_TENANT = "0a1b2c3d-0000-4000-8000-00000000000a"
 SCRIPT_TENANT = "0a1b2c3d-0000-4000-8000-00000000000b"
+NO_CONSENT_TENANT = "0a1b2c3d-0000-4000-8000-00000000000c"
 
 
 @pytest.fixture
@@ -25,10 +26,12 @@ def environment(tmp_path, simulator_factory, monkeypatch):
     tenants = [
         make_tenant(ENGINE_TENANT, "enginetenant.onmicrosoft.com", accepted_domains=["contoso.com"]),
         make_tenant(SCRIPT_TENANT, "scripttenant.onmicrosoft.com", accepted_domains=["fabrikam.com"]),
+        make_tenant(NO_CONSENT_TENANT, "noconsent.onmicrosoft.com", consent=False),
     ]
     environment, stops = start_environment(tmp_path, simulator_factory, tenants)
     environment.add(ENGINE_TENANT, "enginetenant.onmicrosoft.com")
     environment.add(SCRIPT_TENANT, "scripttenant.onmicrosoft.com")
+    environment.add(NO_CONSENT_TENANT, "noconsent.onmicrosoft.com")
     yield environment
     for stop in stops:
         stop()
@@ -79,7 +82,7 @@ def test_script_reaches_engine_end_state(environment):
     assert environment.upgrade(ENGINE_TENANT) == UpgradeState.COMPLETED.value
     script = write_upgrade_script(
         environment.settings, environment.store, environment.clock, SCRIPT_TENANT, actor="test"
-    )
+    ).text
 
     ran = _run_script(environment, SCRIPT_TENANT, script)
 
@@ -91,7 +94,7 @@ def test_script_reaches_engine_end_state(environment):
 
 
 def test_script_new_connector_is_engines(environment):
-    script = write_upgrade_script(environment.settings, environment.store, environment.clock, SCRIPT_TENANT, actor="test")
+    script = write_upgrade_script(environment.settings, environment.store, environment.clock, SCRIPT_TENANT, actor="test").text
     values = read_values(script)
     _run_script(environment, SCRIPT_TENANT, script)
 

@@ -65,26 +65,29 @@ def read_export_set(
     tenant: str | None = None,
     date_order: DateOrder | None = None,
     allow_unknown_fields: bool = False,
+    expected_from: str = "--tenant",
+    other_tenant_fix: str = "audit each tenant's files separately",
 ) -> ExportSet:
     """Read every file in `paths` and check that they belong to one tenant.
 
     `tenant`, when it is a ``*.onmicrosoft.com`` name, must match the tenant that
-    each file names. Raises `ExportError` on the first file that cannot be read or
-    belongs to another tenant, so no report is built from part of the files.
+    each file names. `expected_from` says where `tenant` came from and
+    `other_tenant_fix` what to do about a file of another tenant, in the words of
+    the calling command. Raises `ExportError` on the first file that cannot be read
+    or belongs to another tenant, so no report is built from part of the files.
     """
     if not paths:
         raise ExportError("no export files given; pass the files of Get-InboundConnector and Get-AcceptedDomain")
 
     expected = tenant.lower() if tenant and tenant.lower().endswith(".onmicrosoft.com") else None
     found = expected
-    found_in = "--tenant" if expected else None
+    found_in = expected_from if expected else None
     exports = []
     for path in paths:
         export = read_export(path, date_order=date_order, allow_unknown_fields=allow_unknown_fields)
         if export.tenant and found and export.tenant != found:
             raise ExportError(
-                f"{export.path}: the objects belong to {export.tenant}, but {found_in} names {found}; "
-                "audit each tenant's files separately",
+                f"{export.path}: the objects belong to {export.tenant}, but {found_in} names {found}; {other_tenant_fix}",
                 path=export.path,
             )
         if export.tenant and not found:

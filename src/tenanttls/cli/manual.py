@@ -10,6 +10,7 @@ finds the tenant differs from what the script sets up. Errors derived from
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -62,10 +63,10 @@ def register(app: typer.Typer) -> None:
 
 def script(
     tenant: str = typer.Argument(..., help="Tenant id (GUID)."),
-    rollback: bool = typer.Option(False, "--rollback", help="Write the rollback script from the stored snapshot instead."),
+    rollback: bool = typer.Option(False, "--rollback", help="Write the rollback script from the stored snapshot instead; this also switches the relay back to the shared certificate."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the script to this file (UTF-8 with BOM, CRLF) instead of printing it."),
     exports: Optional[list[Path]] = EXPORT_OPTION,
-    proof: Optional[str] = typer.Option(None, "--proof", metavar="TEXT", help="The MS= TXT value the provider published, checked by the script."),
+    proof: Optional[str] = typer.Option(None, "--proof", metavar="TEXT", help="The MS= TXT value the provider published (MS=ms and 8 digits), checked by the script."),
     config: Optional[Path] = CONFIG_OPTION,
     data: Optional[Path] = DATA_OPTION,
 ) -> None:
@@ -73,30 +74,58 @@ def script(
 
     The script uses the ExchangeOnlineManagement and Microsoft Graph PowerShell modules,
     checks before every change, stops at the first error and writes a transcript.
-    With --rollback, tenanttls first switches the relay back to the shared certificate.
+    With --rollback, tenanttls also switches the relay back to the shared certificate
+    and moves the tenant to state manual, once the script is written.
     """
     from tenanttls.manual.service import write_rollback_script, write_upgrade_script
     from tenanttls.store.db import open_store
+
+    if rollback and (exports or proof):
+        raise InvalidInput("--export and --proof apply to the upgrade script, not to --rollback")
+    if output is not None:
+        _check_output(output)
+    save = _print_script if output is None else lambda text: _write_script(output, text)
 
     settings = _settings(config, data)
     store = open_store(settings.database)
     clock = SystemClock()
     try:
         if rollback:
-            if exports or proof:
-                raise InvalidInput("--export and --proof apply to the upgrade script, not to --rollback")
-            text = write_rollback_script(settings, store, clock, tenant, actor=_actor())
+            written = write_rollback_script(settings, store, clock, tenant, actor=_actor(), save=save)
         else:
-            text = write_upgrade_script(settings, store, clock, tenant, actor=_actor(), exports=exports or (), proof_text=proof)
+            written = write_upgrade_script(
+                settings, store, clock, tenant, actor=_actor(), exports=exports or (), proof_text=proof, save=save
+            )
     finally:
         store.close()
 
-    if output is None:
-        typer.echo(text, nl=False)
-        return
+    if output is not None:
+        typer.echo(f"wrote {output}", err=True)
+    for notice in written.notices:
+        typer.echo(notice, err=True)
+
+
+def _check_output(path: Path) -> None:
+    """Raise `InvalidInput` when the script cannot be written to `path`, before anything changes."""
+    if path.is_dir():
+        raise InvalidInput(f"cannot write the script to {path}: it is a folder; give a file name such as {path / 'upgrade.ps1'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise InvalidInput(f"cannot write the script to {path}: the folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"cannot write the script to {path}: permission denied; choose another path")
+
+
+def _write_script(path: Path, text: str) -> None:
     # Windows PowerShell 5.1 reads a script without a byte order mark in the ANSI code page.
-    output.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
-    typer.echo(f"wrote {output}", err=True)
+    try:
+        path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    except OSError as error:
+        raise InvalidInput(f"cannot write the script to {path}: {error.strerror}; choose another path") from error
+
+
+def _print_script(text: str) -> None:
+    typer.echo(text, nl=False)
 
 
 def manual_done(
@@ -110,13 +139,16 @@ def manual_done(
 ) -> None:
     """Record that support ran the script for TENANT, after checking the tenant.
 
-    The tenant is checked from the --export files the script wrote, or over the API
-    when no files are given and the tenant granted access. Exits with 1 when the
-    tenant does not match what the script sets up.
+    The tenant is checked from the --export files the script wrote (the connectors
+    and the accepted domains), or over the API when no files are given and the
+    tenant granted access. Exits with 1 when the tenant does not match what the
+    script sets up. A tenant already completed (or, with --rolled-back, already
+    rolled back) is left unchanged.
     """
-    from tenanttls.manual.service import record_done
+    from tenanttls.manual.done import check_options, record_done
     from tenanttls.store.db import open_store
 
+    check_options(switch=switch, rolled_back=rolled_back)
     settings = _settings(config, data)
     store = open_store(settings.database)
     try:
@@ -142,7 +174,7 @@ def _api_observer(settings: Settings):  # type: ignore[no-untyped-def]
 
     def observe(tenant_id: str):  # type: ignore[no-untyped-def]
         from tenanttls.clients import build_clients
-        from tenanttls.manual.service import Observed
+        from tenanttls.manual.done import Observed
 
         clients = build_clients(settings, verify=settings.microsoft_ca_bundle or True)
         return Observed(
