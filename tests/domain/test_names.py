@@ -34,6 +34,39 @@ def test_domain_name_invalid_forms(value):
     assert "invalid domain name" in str(caught.value)
 
 
+def test_domain_name_empty_label_described():
+    with pytest.raises(InvalidInput) as caught:
+        validate_domain_name("a..crosswaretls.com", what="provider zone")
+
+    assert "an empty label (two dots in a row, or a leading dot)" in str(caught.value)
+    assert "label ''" not in str(caught.value)
+    assert "'*'" not in str(caught.value)
+
+
+def test_domain_name_bad_label_without_wildcard_hint():
+    with pytest.raises(InvalidInput) as caught:
+        validate_domain_name("a_b.crosswaretls.com", what="provider zone")
+
+    assert "label 'a_b' must be 1-63 letters" in str(caught.value)
+    assert "'*'" not in str(caught.value)
+
+
+def test_domain_name_misplaced_wildcard_explained():
+    with pytest.raises(InvalidInput, match="a '\\*' is allowed only as the whole first label"):
+        validate_domain_name("a.*.crossware.co.nz", allow_wildcard=True)
+
+
+@pytest.mark.parametrize("value", ["1.2.3.4", "10.0.0.1.", "a.123"])
+def test_domain_name_numeric_last_label_rejected(value):
+    with pytest.raises(InvalidInput, match="is all digits, so this is an IP address, not a domain name"):
+        validate_domain_name(value, what="provider zone")
+
+
+def test_domain_name_numeric_inner_labels_accepted():
+    assert validate_domain_name("4.3.2.1.in-addr.arpa") == "4.3.2.1.in-addr.arpa"
+    assert validate_domain_name("123.example.com") == "123.example.com"
+
+
 def test_domain_name_too_long():
     name = ".".join(["a" * 60] * 5)
     with pytest.raises(InvalidInput, match="maximum is 253"):

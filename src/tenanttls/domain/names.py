@@ -35,7 +35,9 @@ def validate_domain_name(value: str, *, allow_wildcard: bool = False, what: str 
     """Return `value` lower-cased after checking it is a DNS domain name.
 
     A leading ``*.`` label is accepted only when `allow_wildcard` is true; a ``*``
-    anywhere else is rejected, as Exchange does. Trailing dots are removed.
+    anywhere else is rejected, as Exchange does. Trailing dots are removed. A name
+    whose last label is all digits (an IPv4 address such as ``1.2.3.4``) is
+    rejected, because no top-level domain is numeric.
     """
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"invalid {what} {_show(value)}: expected a name like 'contoso.com'")
@@ -56,11 +58,22 @@ def validate_domain_name(value: str, *, allow_wildcard: bool = False, what: str 
         raise InvalidInput(f"invalid {what} {_show(value)}: expected at least two labels, like 'contoso.com'")
 
     for label in labels:
+        if not label:
+            raise InvalidInput(
+                f"invalid {what} {_show(value)}: it contains an empty label (two dots in a row, or a leading dot)"
+            )
         if not _LABEL.match(label):
+            wildcard_rule = " (a '*' is allowed only as the whole first label)" if "*" in label else ""
             raise InvalidInput(
                 f"invalid {what} {_show(value)}: label {_show(label)} must be 1-63 letters, digits or "
-                "hyphens, not starting or ending with a hyphen (a '*' is allowed only as the first label)"
+                f"hyphens, not starting or ending with a hyphen{wildcard_rule}"
             )
+
+    if labels[-1].isdigit():
+        raise InvalidInput(
+            f"invalid {what} {_show(value)}: the last label {_show(labels[-1])} is all digits, so this is an "
+            "IP address, not a domain name; give a name like 'contoso.com'"
+        )
     return name
 
 
