@@ -55,7 +55,7 @@ def test_thumbprint_instead_of_certificate(simulator, app_credentials, tmp_path)
         ({"client_id": ""}, "client_id is not set"),
         ({"client_key": ""}, "client_key is not set"),
         ({"client_certificate": ""}, "client_certificate is not set"),
-        ({"client_certificate": "/nonexistent/app.pem"}, "cannot read /nonexistent/app.pem"),
+        ({"client_certificate": "/nonexistent/app.pem"}, "cannot read /nonexistent/app.pem: no such file or directory;"),
         ({"client_key": "env:TENANTTLS_TEST_MISSING_KEY"}, "TENANTTLS_TEST_MISSING_KEY is not set"),
     ],
     ids=["client-id", "key", "certificate", "certificate-path", "key-env"],
@@ -88,3 +88,13 @@ def test_plain_http_url_rejected(simulator, app_credentials, tmp_path, setting):
         assert listener.requests == []
     finally:
         listener.stop()
+
+
+def test_missing_certificate_named_once(simulator, app_credentials, tmp_path):
+    settings = settings_for(simulator, app_credentials, tmp_path, client_certificate="/nonexistent/app.pem")
+
+    with pytest.raises(ConfigurationError) as caught:
+        build_clients(settings)
+
+    assert str(caught.value).count("/nonexistent/app.pem") == 1
+    assert "Errno" not in str(caught.value)

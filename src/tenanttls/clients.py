@@ -55,8 +55,16 @@ def _read_certificate(setting: str) -> str:
     path = Path(setting).expanduser()
     try:
         return path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigurationError(f"client_certificate: cannot read {path}: {error}") from error
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise ConfigurationError(
+            f"client_certificate: cannot read {path}: {reason}; give the path of the app's certificate (PEM)"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            f"client_certificate: {path} is not PEM text (byte {error.start} is not ASCII); "
+            "give the app's certificate in PEM form"
+        ) from error
 
 
 def build_clients(

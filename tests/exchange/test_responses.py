@@ -345,3 +345,20 @@ def test_plain_http_port_not_retried(tokens):
     finally:
         transport.close()
         plain.stop()
+
+
+def test_untrusted_certificate_in_words(tokens, scripted):
+    transport = Transport(clock=ManualClock())
+    try:
+        client = ExchangeClient(tokens, base_url=scripted.url, transport=transport)
+
+        with pytest.raises(ConfigurationError) as caught:
+            client.get_accepted_domains(TENANT)
+
+        assert str(caught.value) == (
+            f"TLS certificate verification failed for {scripted.url}: unable to get local issuer certificate; "
+            "set microsoft_ca_bundle to the CA that signed it"
+        )
+        assert transport.stats().retries == 0
+    finally:
+        transport.close()

@@ -175,8 +175,11 @@ def test_unreachable_login_is_service_error(app_credentials):
         timeout=2.0,
     )
 
-    with pytest.raises(MicrosoftServiceError, match="could not be reached"):
+    with pytest.raises(MicrosoftServiceError) as caught:
         tokens.get_token(DEFAULT_TENANT_ID, EXCHANGE)
+
+    assert f"Microsoft Entra ID at https://127.0.0.1:{port} could not be reached" in str(caught.value)
+    assert ": connection refused; retry later" in str(caught.value)
 
 
 def test_untrusted_server_is_configuration_error(simulator, app_credentials):
@@ -193,6 +196,15 @@ def test_untrusted_server_is_configuration_error(simulator, app_credentials):
     assert str(caught.value).startswith(f"TLS certificate verification failed for {simulator.base_url}: ")
     assert "set microsoft_ca_bundle" in str(caught.value)
     assert "HTTPSConnectionPool" not in str(caught.value)
+
+
+def test_missing_ca_bundle_rejected(app_credentials, tmp_path):
+    missing = tmp_path / "missing-ca.pem"
+
+    with pytest.raises(ConfigurationError, match=f"CA bundle not found: {missing}"):
+        TokenProvider(
+            app_credentials.client_id, app_credentials.private_key_pem, app_credentials.certificate_pem, verify=missing
+        )
 
 
 def test_plain_http_login_url_rejected(app_credentials):

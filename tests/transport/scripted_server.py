@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ class Reply:
     body: Any = None  # dict/list: sent as JSON; str/bytes: sent as is
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    close: bool = False  # close the connection without sending a response
 
 
 @dataclass
@@ -41,6 +43,15 @@ class Recorded:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that rejects the certificate ends the handshake on purpose in some tests.
+        if not isinstance(sys.exc_info()[1], ssl.SSLError):
+            super().handle_error(request, client_address)
 
 
 class ScriptedServer:
@@ -59,8 +70,7 @@ class ScriptedServer:
         self.peak_in_flight = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self.ca_path: Path | None = None
         if tls_dir is not None:
             files = ensure_tls_files(tls_dir, "127.0.0.1")
@@ -118,6 +128,9 @@ class ScriptedServer:
                 try:
                     reply = server._next_reply(recorded)
                     if reply.delay and server._stopping.wait(reply.delay):
+                        return
+                    if reply.close:
+                        self.close_connection = True
                         return
                     self._send(reply)
                 finally:

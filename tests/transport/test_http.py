@@ -152,10 +152,33 @@ def test_hung_write_not_repeated(scripted):
     scripted.default = Reply(200, {"value": []}, delay=10.0)
     transport, _ = make_transport(read_timeout=0.2, deadline=5.0)
 
-    with pytest.raises(MicrosoftServiceError, match="may have been applied"):
+    with pytest.raises(MicrosoftServiceError, match="may have been applied") as caught:
         send(transport, scripted, idempotent=False)
 
     assert len(scripted.requests) == 1
+    assert f"timed out waiting for the response ({scripted.url})" in str(caught.value)
+
+
+def test_dropped_connection_in_words(scripted):
+    scripted.default = Reply(close=True)
+    transport, _ = make_transport()
+
+    with pytest.raises(MicrosoftServiceError) as caught:
+        send(transport, scripted, idempotent=False)
+
+    assert f"the connection closed unexpectedly ({scripted.url})" in str(caught.value)
+    assert "RemoteProtocolError" not in str(caught.value)
+    assert len(scripted.requests) == 1
+
+
+def test_invalid_ca_bundle_rejected(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+
+    with pytest.raises(ConfigurationError) as caught:
+        Transport(verify=bundle)
+
+    assert str(caught.value) == f"invalid CA bundle {bundle}: no certificate or crl found; give a file of PEM CA certificates"
 
 
 def test_connection_refused_retried_then_fails():
@@ -164,10 +187,14 @@ def test_connection_refused_retried_then_fails():
         port = probe.getsockname()[1]
     transport, _ = make_transport(max_attempts=3)
 
-    with pytest.raises(MicrosoftServiceError, match="ConnectError after 3 attempt"):
+    with pytest.raises(MicrosoftServiceError) as caught:
         transport.send(
             "GET", f"http://127.0.0.1:{port}/v1.0/domains", tenant=TENANT, operation="GET /v1.0/domains", idempotent=False
         )
+
+    assert "failed after 3 attempt(s)" in str(caught.value)
+    assert f"connection refused (http://127.0.0.1:{port})" in str(caught.value)
+    assert "ConnectError" not in str(caught.value)
 
 
 def test_retry_logged_without_token(scripted, caplog):

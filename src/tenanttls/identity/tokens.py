@@ -36,7 +36,13 @@ from tenanttls.errors import (
 )
 from tenanttls.identity.consent import ConsentResult, build_admin_consent_url, parse_consent_callback
 from tenanttls.identity.errors import error_for_result
-from tenanttls.transport.network import find_ssl_error, require_https, tls_configuration_error
+from tenanttls.transport.network import (
+    describe_network_error,
+    find_ssl_error,
+    origin_of,
+    require_https,
+    tls_configuration_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +121,8 @@ def _http_session(verify: bool | str | Path | ssl.SSLContext, timeout: float) ->
     """
     if isinstance(verify, ssl.SSLContext):
         raise ConfigurationError("the token provider takes a CA bundle path or True/False, not an ssl.SSLContext")
+    if isinstance(verify, (str, Path)) and not Path(verify).is_file():
+        raise ConfigurationError(f"CA bundle not found: {verify}; give the path of a PEM file or use the system store")
     session = requests.Session()
     session.request = functools.partial(  # type: ignore[method-assign]
         session.request, verify=str(verify) if isinstance(verify, Path) else verify, timeout=timeout
@@ -327,14 +335,22 @@ class TokenProvider:
         )
 
     def _network_error(self, tenant: str, step: str, error: requests.exceptions.RequestException) -> Exception:
+        """Map a failed request to Entra: TLS set up wrongly is a `ConfigurationError`, the rest is transient."""
         ssl_error = find_ssl_error(error)
         if ssl_error is not None:
             configuration_error = tls_configuration_error(self.login_url, ssl_error, setting="login_url")
             if configuration_error is not None:
                 return configuration_error
+
+        if isinstance(error, requests.exceptions.ConnectTimeout):
+            reason = "the connection timed out"
+        elif isinstance(error, requests.exceptions.ReadTimeout):
+            reason = "timed out waiting for the response"
+        else:
+            reason = describe_network_error(error)
         return MicrosoftServiceError(
-            f"Microsoft Entra ID could not be reached while {step} for tenant {tenant}: {type(error).__name__}; "
-            "retry later",
+            f"Microsoft Entra ID at {origin_of(self.login_url)} could not be reached while {step} for tenant "
+            f"{tenant}: {reason}; retry later",
             tenant=tenant,
             operation="token",
         )

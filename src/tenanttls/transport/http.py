@@ -28,7 +28,13 @@ import httpx
 from tenanttls.clock import Clock, SystemClock
 from tenanttls.errors import ConfigurationError, MicrosoftApiError, MicrosoftServiceError, Throttled
 from tenanttls.transport.limits import TenantLimiter, TokenBucket
-from tenanttls.transport.network import find_ssl_error, tls_configuration_error
+from tenanttls.transport.network import (
+    describe_network_error,
+    find_ssl_error,
+    origin_of,
+    ssl_reason,
+    tls_configuration_error,
+)
 from tenanttls.transport.policy import TransportPolicy
 from tenanttls.transport.retry import Deadline, backoff_delay, parse_retry_after
 
@@ -50,7 +56,12 @@ def ssl_verification(verify: bool | str | Path | ssl.SSLContext) -> bool | ssl.S
     path = Path(verify)
     if not path.is_file():
         raise ConfigurationError(f"CA bundle not found: {path}; give the path of a PEM file or use the system store")
-    return ssl.create_default_context(cafile=str(path))
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as error:
+        raise ConfigurationError(
+            f"invalid CA bundle {path}: {ssl_reason(error)[1]}; give a file of PEM CA certificates"
+        ) from error
 
 
 @dataclass
@@ -70,15 +81,17 @@ class _Attempt:
     response: httpx.Response | None = None
     error: httpx.HTTPError | None = None
     throttled: bool = False
+    origin: str = ""  # scheme://host:port of the request, named when `error` is set
 
     @property
     def status(self) -> int | None:
         return None if self.response is None else self.response.status_code
 
     def describe(self) -> str:
+        """Return the outcome in words: ``HTTP 503`` or ``connection refused (https://host:443)``."""
         if self.response is not None:
             return f"HTTP {self.response.status_code}" + (" (throttled)" if self.throttled else "")
-        return type(self.error).__name__
+        return f"{describe_network_error(self.error)} ({self.origin})" if self.error else "no response"
 
     def not_processed(self) -> bool:
         """Return True when the server certainly did not act on the request."""
@@ -252,9 +265,9 @@ class Transport:
                     configuration_error = tls_configuration_error(url, ssl_error, setting=url_setting)
                     if configuration_error is not None:
                         raise configuration_error from error
-                return _Attempt(error=error)
+                return _Attempt(error=error, origin=origin_of(url))
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
-                return _Attempt(error=error)
+                return _Attempt(error=error, origin=origin_of(url))
 
         self._count(network_seconds=response.elapsed.total_seconds())
         throttled = response.status_code == 429 or bool(is_throttled and is_throttled(response))
@@ -283,23 +296,27 @@ class Transport:
     ) -> MicrosoftApiError:
         """Return the error for a request that will not be retried again."""
         tenant, operation = context["tenant"], context["operation"]
-        where = f"{operation} for tenant {tenant} failed with {result.describe()} after {attempts} attempt(s)"
+        where = f"{operation} for tenant {tenant} failed after {attempts} attempt(s)"
+        reason = result.describe()
         retry_after = self._retry_after(result)
 
         if result.throttled or (result.status == 503 and retry_after is not None):
-            wait = f"; Microsoft asked to wait {retry_after:g}s" if retry_after is not None else ""
+            wait = f", and Microsoft asked to wait {retry_after:g}s" if retry_after is not None else ""
             return Throttled(
-                f"{where}{wait}; retry the operation later", retry_after=retry_after, status=result.status, **context
+                f"{where}: {reason}{wait}; retry the operation later",
+                retry_after=retry_after,
+                status=result.status,
+                **context,
             )
         if result.outcome_unknown() and not idempotent:
             return MicrosoftServiceError(
-                f"{where}; the request may have been applied, so read the object's current state before "
-                "trying again",
+                f"{where}: {reason}. The request may have been applied, so read the object's current state "
+                "before trying again",
                 status=result.status,
                 **context,
             )
         return MicrosoftServiceError(
-            f"{where} within the {deadline.seconds:g}s deadline; retry the operation later",
+            f"{where} within the {deadline.seconds:g}s deadline: {reason}; retry the operation later",
             status=result.status,
             **context,
         )

@@ -9,7 +9,9 @@ of a class name or a library's repr.
 
 from __future__ import annotations
 
+import http.client
 import re
+import socket
 import ssl
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -121,3 +123,56 @@ def tls_configuration_error(url: str | httpx.URL, error: ssl.SSLError, *, settin
             f"{origin} did not respond with TLS ({words}); check {setting}: it must point to an HTTPS port"
         )
     return None
+
+
+def describe_network_error(error: BaseException) -> str:
+    """Return the cause of a failed request in plain words, such as ``connection refused``."""
+    timeouts = {
+        httpx.ConnectTimeout: "the connection timed out",
+        httpx.ReadTimeout: "timed out waiting for the response",
+        httpx.WriteTimeout: "timed out sending the request",
+        httpx.PoolTimeout: "timed out waiting for a free connection",
+    }
+    for kind, words in timeouts.items():
+        if isinstance(error, kind):
+            return words
+    if isinstance(error, httpx.RemoteProtocolError):
+        return _protocol_error_words(error)
+
+    for cause in causes(error):
+        words = _os_error_words(cause)
+        if words:
+            return words
+    return f"a network error ({_short(error)})"
+
+
+def _protocol_error_words(error: httpx.RemoteProtocolError) -> str:
+    if "without sending" in str(error) or "disconnected" in str(error).lower():
+        return "the connection closed unexpectedly"
+    return f"the server's response was not valid HTTP ({_short(error)})"
+
+
+def _os_error_words(cause: BaseException) -> str | None:
+    """Return words for one low-level cause, or None when it is not one of the known kinds."""
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed ({cause.verify_message or ssl_reason(cause)[1]})"
+    if isinstance(cause, ssl.SSLError):
+        return f"the TLS handshake failed ({ssl_reason(cause)[1]})"
+    if isinstance(cause, http.client.RemoteDisconnected):
+        return "the connection closed unexpectedly"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(cause, socket.gaierror):
+        return "the host name could not be resolved"
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror[:1].lower() + cause.strerror[1:]
+    return None
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
