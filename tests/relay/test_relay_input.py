@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import threading
 
 import aiosmtplib
@@ -403,3 +404,21 @@ async def test_mismatched_store_key_logged(relay, smtp_pki, store, keystore, cap
     assert f"invalid TLS client certificate {UNIQUE_A}" in logged
     assert "the certificate and the private key do not match" in logged
     assert "PEM lib" not in logged
+
+
+async def test_failed_handshake_one_line(relay, untrusted_pki, caplog):
+    # A client that trusts another CA rejects the relay's certificate, three times in a row.
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            with pytest.raises(ssl.SSLCertVerificationError):
+                async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, start_tls=True,
+                                           tls_context=relay_client_context(untrusted_pki)):
+                    pass
+        assert wait_for(lambda: relay.relay.handshakes.total == 3)
+
+    warnings = [record for record in caplog.records if "TLS handshake failed" in record.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    assert "peer=127.0.0.1:" in warnings[0].getMessage()
+    assert "reason=" in warnings[0].getMessage()
+    assert not [record for record in caplog.records if record.exc_info]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -20,7 +21,7 @@ from tenanttls.simulator.smtp import (
     SmtpFrontDoorService,
     inspection_routes,
 )
-from tests.fixtures.smtp import LEGACY_NAME
+from tests.fixtures.smtp import LEGACY_NAME, wait_for
 
 UNIQUE_A = "q7k2m4p9x3c8v1b6n5z0w2r4ta.crosswaretls.com"
 TENANT_A = "0b5e8a3c-7d1f-4a2b-9c6e-1f2a3b4c5d6e"
@@ -165,6 +166,21 @@ async def test_untrusted_ca_fails_handshake(door, smtp_pki, untrusted_pki):
         await send(door, client_context(smtp_pki.ca_path, stranger), "", "someone@outside.example")
 
     assert door.messages() == []
+
+
+async def test_failed_handshakes_logged_once(door, smtp_pki, untrusted_pki, caplog):
+    stranger = untrusted_pki.client(UNIQUE_A)
+
+    with caplog.at_level(logging.INFO):
+        for _ in range(2):
+            with pytest.raises((aiosmtplib.SMTPException, ssl.SSLError, ConnectionError)):
+                await send(door, client_context(smtp_pki.ca_path, stranger), "", "someone@outside.example")
+        assert wait_for(lambda: door.handshake_failures == 2)
+
+    warnings = [record.getMessage() for record in caplog.records if "TLS handshake failed" in record.getMessage()]
+    assert len(warnings) == 1
+    assert "reason=client certificate failed verification" in warnings[0]
+    assert not [record for record in caplog.records if record.exc_info]
 
 
 async def test_trust_adds_ca_while_running(door, smtp_pki, untrusted_pki):

@@ -31,11 +31,12 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Callable
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from tenanttls.domain.names import is_guid
 from tenanttls.errors import CertificateError, RelayError, StoreError
 from tenanttls.relay.assignments import AssignmentReader
+from tenanttls.relay.handshakes import HandshakeFailures
 from tenanttls.relay.certificates import ClientContexts
 from tenanttls.relay.hooks import InboundMessage, LoopGuard, MessageRejected, ProcessingHook
 from tenanttls.relay.queue import MessageQueue, QueuedMessage
@@ -128,12 +129,13 @@ class _RelaySession(Session):
 class RelaySMTP(SMTP):
     """aiosmtpd's server, rejecting connections that `ConnectionLimits` does not admit."""
 
-    def __init__(self, handler: Receiver, limits: ConnectionLimits, **kwargs) -> None:
+    def __init__(self, handler: Receiver, limits: ConnectionLimits, handshakes: HandshakeFailures, **kwargs) -> None:
         super().__init__(handler, **kwargs)
         # The relay trusts senders by network and tenant header, never by SMTP AUTH
         # (RFC 4954), so AUTH is an unknown command here; `Receiver.handle_EHLO` hides it.
         self._smtp_methods.pop("AUTH", None)
         self._limits = limits
+        self._handshakes = handshakes
         self._admitted = False
         self._messages = 0
 
@@ -162,6 +164,15 @@ class RelaySMTP(SMTP):
         self._admitted = False
         self._limits.release()
         super().connection_lost(error)
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # One line per peer and reason instead of aiosmtpd's two tracebacks per connection.
+            # aiosmtpd closes the connection and sends no reply after a failed handshake.
+            assert self.session is not None
+            self._handshakes.record(self.session.peer, error.__cause__)
+            return "421 4.7.0 TLS handshake failed"
+        return await super().handle_exception(error)
 
     def count_message(self) -> int:
         self._messages += 1

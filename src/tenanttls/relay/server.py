@@ -24,6 +24,7 @@ from tenanttls.errors import RelayError
 from tenanttls.relay.assignments import AssignmentReader
 from tenanttls.relay.certificates import ClientContexts, KeyPairSource
 from tenanttls.relay.delivery import Delivery
+from tenanttls.relay.handshakes import HandshakeFailures
 from tenanttls.relay.hooks import LoopGuard, ProcessingHook
 from tenanttls.relay.pemfiles import SERVER_CERTIFICATE, SERVER_KEY, check_key_pair_files
 from tenanttls.relay.pool import ConnectionPool
@@ -91,6 +92,7 @@ class Relay:
             timeout=settings.smtp_timeout,
         )
         self.limits = ConnectionLimits(settings.max_connections, settings.allowed_networks)
+        self.handshakes = HandshakeFailures("relay")
         self.port: int | None = None
         self.recovery: Recovery | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -149,6 +151,7 @@ class Relay:
             return RelaySMTP(
                 receiver,
                 self.limits,
+                self.handshakes,
                 hostname=self.settings.hostname,
                 ident="tenanttls relay",
                 tls_context=inbound_context,
@@ -189,7 +192,7 @@ class Relay:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
-        logger.info("relay: stopped port=%s queued=%d", self.port, len(self.queue))
+        logger.info("relay: stopped port=%s queued=%d tls_handshake_failures=%d", self.port, len(self.queue), self.handshakes.total)
 
     @property
     def delivered(self) -> int:

@@ -34,6 +34,7 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from email.policy import compat32
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
@@ -421,6 +422,42 @@ class _FrontDoorEnvelope(Envelope):
         self.decisions: list[RecipientDecision] = []
 
 
+def handshake_failure_reason(error: BaseException | None) -> str:
+    """Describe why a STARTTLS handshake with a sending server failed."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"client certificate failed verification: {error.verify_message}"
+    if isinstance(error, ssl.SSLError):
+        reason = error.reason or ""
+        if "_ALERT_" in reason:
+            return f"the client ended the handshake with TLS alert {reason.split('_ALERT_', 1)[1].lower()}"
+        return reason.lower().replace("_", " ") or str(error)
+    if isinstance(error, (ConnectionError, EOFError)):
+        return "the client closed the connection during the handshake"
+    return "unknown reason" if error is None else f"{error.__class__.__name__}: {error}"
+
+
+class _HandshakeLog:
+    """Log failed handshakes as one WARNING line per peer address and minute, counting the rest."""
+
+    INTERVAL = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, int]] = {}  # address -> (last logged, failures not logged since)
+        self.total = 0
+
+    def failed(self, peer: str, address: str, reason: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.total += 1
+            last_logged, suppressed = self._seen.get(address, (None, 0))
+            if last_logged is not None and now - last_logged < self.INTERVAL:
+                self._seen[address] = (last_logged, suppressed + 1)
+                return
+            self._seen[address] = (now, 0)
+        logger.warning("front door: TLS handshake failed peer=%s reason=%s suppressed=%d", peer, reason, suppressed)
+
+
 class _FrontDoorSMTP(SMTP):
     """aiosmtpd's server with a session that carries the certificate and an envelope that
     carries the attribution."""
@@ -430,6 +467,15 @@ class _FrontDoorSMTP(SMTP):
 
     def _create_envelope(self) -> Envelope:
         return _FrontDoorEnvelope()
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # Recorded and logged in one line, in place of aiosmtpd's two tracebacks per connection.
+            # aiosmtpd closes the connection and sends no reply after a failed handshake.
+            assert self.session is not None
+            self.event_handler.handshake_failed(self.session, error.__cause__)
+            return "421 4.7.0 TLS handshake failed"
+        return await super().handle_exception(error)
 
 
 def _null_sender_as_empty(address: str) -> str:
@@ -452,6 +498,11 @@ class _Handler:
 
     def __init__(self, door: FrontDoor) -> None:
         self._door = door
+
+    def handshake_failed(self, session: Session, error: BaseException | None) -> None:
+        peer = session.peer
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+        self._door._handshakes.failed(_peer_text(session), address, handshake_failure_reason(error))
 
     def handle_STARTTLS(self, server: SMTP, session: _FrontDoorSession, envelope: Envelope) -> bool:
         ssl_object = (session.ssl or {}).get("ssl_object")
@@ -578,6 +629,7 @@ class FrontDoor:
             self.trust(path)
 
         self._lock = threading.Lock()
+        self._handshakes = _HandshakeLog()
         self._messages: deque[ReceivedMessage] = deque(maxlen=max_records)
         self._decisions: deque[Decision] = deque(maxlen=max_records)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -622,6 +674,11 @@ class FrontDoor:
         path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         self.trust(path)
         return path
+
+    @property
+    def handshake_failures(self) -> int:
+        """Failed STARTTLS handshakes since start."""
+        return self._handshakes.total
 
     @property
     def trusted_cas(self) -> list[Path]:
