@@ -1,4 +1,4 @@
-"""The HTTPS application as a whole: errors that escape a handler."""
+"""The HTTPS application as a whole: errors that escape a handler, unknown paths and methods."""
 
 from __future__ import annotations
 
@@ -62,3 +62,55 @@ def test_unexpected_error_logged_once(simulator, log_records):
     assert len(errors) == 1
     assert errors[0].name == "tenanttls.simulator.app"
     assert errors[0].exc_info is not None
+
+
+def test_graph_unknown_segment(client):
+    response = client.get("/v1.0/nothing")
+    deeper = client.get("/v1.0/domains/contoso.com/nothing")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BadRequest"
+    assert response.json()["error"]["message"] == "Resource not found for the segment 'nothing'."
+    assert "request-id" in response.json()["error"]["innerError"]
+    assert deeper.json()["error"]["message"] == "Resource not found for the segment 'nothing'."
+
+
+def test_graph_wrong_method(client):
+    response = client.get("/v1.0/domains/contoso.com/verify")
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "Request_BadRequest"
+
+
+def test_exchange_wrong_method_and_path(client):
+    wrong_method = client.get("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand")
+    unknown = client.post("/adminapi/beta/contoso.onmicrosoft.com/Nothing")
+
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.json()["error"]["code"] == "MethodNotAllowed"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "NotFound"
+
+
+def test_inspection_wrong_method_and_path(client):
+    wrong_method = client.get("/_simulator/clock/advance")
+    unknown = client.get("/_simulator/nothing")
+
+    assert wrong_method.status_code == 405
+    assert wrong_method.json() == {"error": "method GET is not allowed on /_simulator/clock/advance; use POST"}
+    assert unknown.status_code == 404
+    assert "unknown inspection path /_simulator/nothing" in unknown.json()["error"]
+
+
+def test_identity_wrong_method_and_path(client):
+    wrong_method = client.put("/contoso.onmicrosoft.com/oauth2/v2.0/token")
+    unknown = client.get("/contoso.onmicrosoft.com/oauth2/v2.0/nothing")
+
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error_codes"] == [900561]
+    assert "Received a PUT request" in wrong_method.json()["error_description"]
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "not_found"
+    assert "/contoso.onmicrosoft.com/oauth2/v2.0/nothing" in unknown.json()["error_description"]

@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenanttls.simulator import graph, identity, inspection, signin
 from tenanttls.simulator.exchange import api as exchange_api
-from tenanttls.simulator.services import Services
+from tenanttls.simulator.responses import route_error
+from tenanttls.simulator.services import Services, services_of
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,14 @@ class CatchUnexpectedErrors:
             await response(scope, receive, send)
 
 
+async def _no_route(request: Request, error: Exception) -> Response:
+    """Render the router's 404 (no such path) and 405 (no such method) in the error shape of the path's API."""
+    assert isinstance(error, HTTPException)
+    now = services_of(request).clock.now()
+    allowed = (error.headers or {}).get("Allow")
+    return route_error(request, now, status=error.status_code, allowed=allowed)
+
+
 def build_app(services: Services) -> Starlette:
     """Return the simulator's ASGI application bound to `services`."""
     routes = [
@@ -85,6 +96,8 @@ def build_app(services: Services) -> Starlette:
         *signin.ROUTES,
         Route("/{tenant}/v2.0/adminconsent", identity.admin_consent, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(CatchUnexpectedErrors)])
+    app = Starlette(
+        routes=routes, middleware=[Middleware(CatchUnexpectedErrors)], exception_handlers={HTTPException: _no_route}
+    )
     app.state.services = services
     return app
