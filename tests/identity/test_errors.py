@@ -50,3 +50,28 @@ def test_message_names_tenant_and_next_step():
 
     assert TENANT in str(error)
     assert "ask the tenant's admin to consent" in str(error)
+
+
+def test_unknown_app_names_client_id():
+    client_id = "11111111-2222-3333-4444-555555555555"
+    description = (
+        f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory 'Contoso'.\r\n"
+        "Trace ID: 9b5a\r\nCorrelation ID: c-1\r\nTimestamp: 2026-01-01 00:00:00Z"
+    )
+    response = result("unauthorized_client", description, [700016])
+
+    error = error_for_result(response, tenant=TENANT, scope=SCOPE, client_id=client_id)
+
+    assert type(error) is ConsentRequired
+    assert f"Check that client_id {client_id} is the app registration's application (client) id" in str(error)
+    assert "ask the tenant's admin to consent" in str(error)
+    assert "Trace ID" not in str(error)
+
+
+def test_trace_ids_dropped_from_one_line():
+    description = "AADSTS65001: The administrator has not consented. Trace ID: 9b5a Correlation ID: c-1 Timestamp: 2026"
+    response = result("invalid_grant", description, [65001])
+
+    error = error_for_result(response, tenant=TENANT, scope=SCOPE)
+
+    assert "(invalid_grant: AADSTS65001: The administrator has not consented.)" in str(error)

@@ -128,6 +128,7 @@ def test_consent_missing(simulator_factory, app_credentials):
         provider(simulator, app_credentials).get_token(tenant["tenant_id"], EXCHANGE)
 
     assert caught.value.tenant == tenant["tenant_id"]
+    assert f"client_id {app_credentials.client_id}" in str(caught.value)
 
 
 def test_consent_not_yet_effective(simulator_factory, app_credentials):

@@ -20,10 +20,12 @@ from tenanttls.errors import (
     NotFound,
 )
 
+# Application not found in the directory: the tenant has not consented, or the client id is wrong.
+APP_NOT_FOUND_CODE = 700016
 # The app is not known in the tenant, or the tenant's admin has not consented (yet).
 CONSENT_CODES = frozenset(
     {
-        700016,  # application not found in the directory (not consented in this tenant)
+        APP_NOT_FOUND_CODE,
         65001,  # the user or administrator has not consented to use the application
         7000229,  # the client application is missing a service principal in the tenant
     }
@@ -42,6 +44,7 @@ TENANT_NOT_FOUND_CODES = frozenset({90002})
 TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
 _AADSTS = re.compile(r"AADSTS(\d+)")
+_TRACE_SUFFIX = re.compile(r"\s+Trace ID:")
 
 
 def error_codes(result: Mapping[str, Any]) -> set[int]:
@@ -51,17 +54,26 @@ def error_codes(result: Mapping[str, Any]) -> set[int]:
     return codes
 
 
-def error_for_result(result: Mapping[str, Any], *, tenant: str, scope: str) -> MicrosoftApiError:
-    """Return the tenanttls error for a failed MSAL token result."""
+def error_for_result(
+    result: Mapping[str, Any], *, tenant: str, scope: str, client_id: str | None = None
+) -> MicrosoftApiError:
+    """Return the tenanttls error for a failed MSAL token result.
+
+    `client_id` is the app's client id, named in the message when Entra does not know
+    the app (AADSTS700016), because a wrong client id causes that as well as missing consent.
+    """
     error = str(result.get("error") or "unknown_error")
     lines = str(result.get("error_description") or "").splitlines()
-    description = lines[0] if lines else ""
+    # Entra appends "Trace ID: ... Correlation ID: ... Timestamp: ..."; the ids are kept on the error instead.
+    description = _TRACE_SUFFIX.split(lines[0])[0].strip() if lines else ""
     codes = error_codes(result)
     context = {"tenant": tenant, "operation": f"token {scope}", "correlation_id": result.get("correlation_id")}
     detail = f"{error}: {description}" if description else error
 
     if codes & TENANT_NOT_FOUND_CODES or error == "invalid_tenant":
         return NotFound(f"tenant {tenant} was not found by Microsoft Entra ID ({detail}); check the tenant id", **context)
+    if APP_NOT_FOUND_CODE in codes:
+        return _app_not_found(tenant, client_id, detail, context)
     if codes & CONSENT_CODES:
         return _consent_required(tenant, detail, context)
     if codes & CREDENTIAL_CODES:
@@ -79,6 +91,17 @@ def _consent_required(tenant: str, detail: str, context: dict[str, Any]) -> Cons
     return ConsentRequired(
         f"the app has no admin consent in tenant {tenant}, or it is not effective yet ({detail}); "
         "ask the tenant's admin to consent, then retry after a few minutes",
+        **context,
+    )
+
+
+def _app_not_found(tenant: str, client_id: str | None, detail: str, context: dict[str, Any]) -> ConsentRequired:
+    app = f"the app {client_id}" if client_id else "the app"
+    setting = f"client_id {client_id}" if client_id else "client_id"
+    return ConsentRequired(
+        f"Microsoft Entra ID does not know {app} in tenant {tenant} ({detail}). Either the tenant's admin "
+        f"has not consented yet, or client_id is wrong. Check that {setting} is the app registration's "
+        "application (client) id, then ask the tenant's admin to consent and retry after a few minutes",
         **context,
     )
 

@@ -299,7 +299,7 @@ class TokenProvider:
             # MSAL 1.39 caches a 400 response for 60 s and would return it even after the
             # admin has consented. A new application sends the next request to Entra again.
             self._drop_app(tenant)
-            error = error_for_result(result or {}, tenant=tenant, scope=scope)
+            error = error_for_result(result or {}, tenant=tenant, scope=scope, client_id=self.client_id)
             logger.warning(
                 "token request failed: tenant=%s scope=%s error_type=%s correlation_id=%s message=%s",
                 tenant,
