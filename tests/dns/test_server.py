@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import dns.message
 import dns.query
 import dns.rcode
@@ -292,3 +294,31 @@ def test_ipv6_address_in_brackets(tmp_path):
         address, port = server.address, server.port
 
     assert address == f"[::1]:{port}"
+
+
+def test_rejected_update_logged_once_as_warning(builtin_dns, caplog):
+    caplog.set_level(logging.INFO, logger="tenanttls.dns")
+    for _ in range(3):
+        update = _update(builtin_dns)
+        update.add(f"abc.{ZONE}.", 60, "A", "192.0.2.1")
+        dns.query.tcp(update, builtin_dns.host, timeout=2, port=builtin_dns.port)
+
+    rejected = [record for record in caplog.records if "dns update rejected" in record.getMessage()]
+    assert len(rejected) == 1
+    assert rejected[0].levelno == logging.WARNING
+    message = rejected[0].getMessage()
+    assert "peer=127.0.0.1:" in message
+    assert f"key={builtin_dns.tsig.name}" in message
+    assert "rcode=REFUSED" in message
+    assert "updates of A records are not allowed: this server accepts updates of TXT records only" in message
+
+
+def test_other_zone_logged_as_warning(builtin_dns, caplog):
+    key = builtin_dns.tsig.to_dnspython()
+    update = dns.update.UpdateMessage("example.com", keyring=key, keyname=key.name, keyalgorithm=key.algorithm)
+    update.add("abc.example.com.", 60, "TXT", '"value"')
+
+    dns.query.tcp(update, builtin_dns.host, timeout=2, port=builtin_dns.port)
+
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("rcode=NOTAUTH" in message and "not authoritative for zone 'example.com'" in message for message in warnings)

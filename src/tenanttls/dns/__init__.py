@@ -5,4 +5,5 @@ Modules:
     publisher  `DnsPublisher` protocol and `Rfc2136Publisher` (RFC 2136 dynamic updates)
     zone       `ZoneRecords`: the built-in server's zone, kept in the ``dns_records`` table
     server     `BuiltinDnsServer`: a minimal authoritative server over UDP and TCP
+    ratelimit  `WarningLimiter`: one warning per peer and reason each minute
 """

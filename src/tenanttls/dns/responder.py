@@ -21,6 +21,7 @@ import dns.rrset
 import dns.tsig
 import dns.update
 
+from tenanttls.dns.ratelimit import WarningLimiter
 from tenanttls.dns.tsig import TsigKey
 from tenanttls.dns.updates import apply_update
 from tenanttls.dns.zone import Record, ZoneRecords
@@ -47,6 +48,7 @@ class Responder:
         self._zone = zone
         self._tsig = tsig
         self._keyring = {dns.name.from_text(tsig.name): tsig.to_dnspython()} if tsig else None
+        self._warnings = WarningLimiter()
 
     def respond(self, wire: bytes, peer: str, *, tcp: bool = False) -> bytes | None:
         """Return the reply to the message in `wire`, or None when it cannot be parsed at all.
@@ -109,14 +111,27 @@ class Responder:
 
     def _update(self, message: dns.message.Message, peer: str) -> dns.message.Message:
         reply = dns.message.make_response(message)
+        key_name = message.keyname.to_text(omit_final_dot=True) if message.had_tsig and message.keyname else None
         if self._tsig is not None and not message.had_tsig:
-            logger.warning("dns update rejected, not signed: peer=%s zone=%s", peer, self._zone.zone)
+            self._warn_rejected(peer, key_name, dns.rcode.NOTAUTH, "the update is not signed, and dns_tsig_key is set")
             reply.set_rcode(dns.rcode.NOTAUTH)
             return reply
 
-        rcode = apply_update(self._zone, message, peer)
-        reply.set_rcode(rcode)
+        result = apply_update(self._zone, message, peer)
+        if result.rcode != dns.rcode.NOERROR:
+            self._warn_rejected(peer, key_name, result.rcode, result.reason or "")
+        reply.set_rcode(result.rcode)
         return reply
+
+    def _warn_rejected(self, peer: str, key_name: str | None, rcode: dns.rcode.Rcode, reason: str) -> None:
+        """Log a rejected update at WARNING, one line per peer address, key and code each minute."""
+        held_back = self._warnings.check(("update", _host(peer), key_name, rcode))
+        if held_back is None:
+            return
+        logger.warning(
+            "dns update rejected: peer=%s key=%s zone=%s rcode=%s reason=%s repeats_held_back=%d",
+            peer, key_name or "-", self._zone.zone, dns.rcode.to_text(rcode), reason, held_back,
+        )
 
     def _rrsets(self, owner: dns.name.Name, records: list[Record]) -> list[dns.rrset.RRset]:
         """Group `records` into RRsets owned by `owner` (the question's spelling of the name)."""
@@ -151,9 +166,12 @@ class Responder:
             tsig_error, error_name = dns.rcode.BADTIME, "BADTIME"
         else:
             tsig_error, error_name = dns.rcode.BADKEY, "BADKEY"
-        logger.warning(
-            "dns message rejected, TSIG failed: peer=%s key=%s tsig_error=%s", peer, message.keyname, error_name
-        )
+        held_back = self._warnings.check(("tsig", _host(peer), str(message.keyname), error_name))
+        if held_back is not None:
+            logger.warning(
+                "dns message rejected, TSIG failed: peer=%s key=%s tsig_error=%s repeats_held_back=%d",
+                peer, message.keyname, error_name, held_back,
+            )
 
         reply = dns.message.make_response(message)
         reply.set_rcode(dns.rcode.NOTAUTH)
@@ -176,6 +194,11 @@ class Responder:
         except NotImplementedError:
             reply.use_tsig(None)
             return reply.to_wire()
+
+
+def _host(peer: str) -> str:
+    """Return the address part of ``host:port``, so one client's requests share a rate-limit key."""
+    return peer.rsplit(":", 1)[0]
 
 
 def _in_zone(name: str, zone: str) -> bool:

@@ -8,6 +8,7 @@ transaction, so it applies completely or not at all (RFC 2136 section 3.4).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import dns.message
 import dns.rcode
@@ -23,6 +24,14 @@ logger = logging.getLogger(__name__)
 UPDATABLE_TYPES = frozenset({"TXT"})
 
 
+@dataclass(frozen=True)
+class UpdateResult:
+    """The response code of an update and, when it was rejected, the reason."""
+
+    rcode: dns.rcode.Rcode
+    reason: str | None = None
+
+
 class _Reject(Exception):
     """Stop processing an update with the given response code."""
 
@@ -31,12 +40,13 @@ class _Reject(Exception):
         self.rcode = rcode
 
 
-def apply_update(zone: ZoneRecords, message: dns.message.Message, peer: str) -> dns.rcode.Rcode:
+def apply_update(zone: ZoneRecords, message: dns.message.Message, peer: str) -> UpdateResult:
     """Check the zone and prerequisite sections of `message`, then apply its update section.
 
-    Returns the response code: NOERROR when applied, otherwise the code RFC 2136
-    names for the first failed check (NOTAUTH, NOTZONE, FORMERR, NXDOMAIN,
-    YXDOMAIN, NXRRSET, YXRRSET, REFUSED), and nothing is changed.
+    Returns NOERROR when applied. Otherwise it returns the code RFC 2136 names for
+    the first failed check (NOTAUTH, NOTZONE, FORMERR, NXDOMAIN, YXDOMAIN, NXRRSET,
+    YXRRSET, REFUSED) with the reason, and nothing is changed. The caller logs
+    rejections.
     """
     try:
         _check_zone_section(zone, message)
@@ -50,17 +60,10 @@ def apply_update(zone: ZoneRecords, message: dns.message.Message, peer: str) -> 
             else:
                 serial = None
     except _Reject as rejection:
-        logger.info(
-            "dns update rejected: peer=%s zone=%s rcode=%s reason=%s",
-            peer,
-            zone.zone,
-            dns.rcode.to_text(rejection.rcode),
-            rejection,
-        )
-        return rejection.rcode
+        return UpdateResult(rejection.rcode, str(rejection))
 
     logger.info("dns update applied: peer=%s zone=%s changes=%d serial=%s", peer, zone.zone, changes, serial)
-    return dns.rcode.NOERROR
+    return UpdateResult(dns.rcode.NOERROR)
 
 
 def _check_zone_section(zone: ZoneRecords, message: dns.message.Message) -> None:
