@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tenanttls.audit.drift import DRIFT_CLEARED, DRIFT_DETECTED, DRIFT_REPAIRED, check_tenant, completed_tenants, latest_drift
+from tenanttls.audit.drift import (
+    DRIFT_CLEARED,
+    DRIFT_DETECTED,
+    DRIFT_PARTIALLY_REPAIRED,
+    DRIFT_REPAIRED,
+    DriftItem,
+    check_tenant,
+    completed_tenants,
+    latest_drift,
+)
+from tenanttls.errors import MicrosoftApiError
 from tenanttls.migration.states import UpgradeState
 
 from tests.fixtures.simulator import make_tenant
@@ -137,3 +147,59 @@ def test_drift_only_for_completed(environment):
 
     with pytest.raises(UpgradeStateError):
         check_tenant(environment.context, TENANT)
+
+
+@pytest.mark.parametrize(
+    ("item", "text"),
+    [
+        (DriftItem("connector", "X", "present", True, False), "connector X: missing, expected present"),
+        (DriftItem("accepted domain", "a.example", "present", True, False), "accepted domain a.example: missing, expected present"),
+        (DriftItem("graph domain", "a.example", "isVerified", True, False), "graph domain a.example: not verified (isVerified is false), expected verified"),
+        (DriftItem("connector", "X", "RequireTls", True, False), "connector X: RequireTls is $false, expected $true"),
+        (DriftItem("relay", "a.example", "assignment", "unique", None), "relay a.example: no relay assignment, expected mode 'unique'"),
+        (DriftItem("connector", "X", "SenderDomains", ("*",), ("contoso.com",)), "connector X: SenderDomains is [contoso.com], expected [*]"),
+    ],
+)
+def test_item_described_in_words(item, text):
+    assert item.describe() == text
+    assert "True" not in item.describe()
+    assert "False" not in item.describe()
+
+
+def test_remaining_drift_partially_repaired(environment):
+    name = _unique_name(environment)
+    environment.simulator.state.update_tenant(TENANT, {"delays": {"accepted_domain_seconds": 3600}})
+    environment.context.graph.delete_domain(TENANT, name)
+
+    report = check_tenant(environment.context, TENANT, repair=True)
+
+    assert [(item.subject, item.field) for item in report.remaining] == [("accepted domain", "present")]
+    event = latest_drift(environment.context, TENANT)
+    assert event.action == DRIFT_PARTIALLY_REPAIRED
+    assert event.after == [item.to_json() for item in report.remaining]
+
+    environment.clock.advance(3601)
+    assert check_tenant(environment.context, TENANT).items == ()
+    assert latest_drift(environment.context, TENANT).action == DRIFT_CLEARED
+
+
+def test_failed_repair_reports_progress(environment):
+    environment.context.exchange.set_inbound_connector(TENANT, CONNECTOR, {"RequireTls": False})
+    environment.context.graph.delete_domain(TENANT, _unique_name(environment))
+    applied = []
+
+    def break_exchange(tenant_id, items):
+        environment.simulator.state.update_tenant(TENANT, {"faults": {"unavailable_rate": 1.0, "surfaces": ["exchange"]}})
+
+    with pytest.raises(MicrosoftApiError):
+        check_tenant(
+            environment.context, TENANT, repair=True, on_drift=break_exchange,
+            on_repair=lambda tenant_id, line: applied.append(line),
+        )
+
+    assert any("add domain" in line for line in applied)
+    event = latest_drift(environment.context, TENANT)
+    assert event.action == DRIFT_PARTIALLY_REPAIRED
+    assert event.after is None
+    assert "failed:" in event.detail
+    assert all(line in event.detail for line in applied)

@@ -5,6 +5,11 @@
 Exchange's forms, and returns `DriftItem`s. `check_tenant` reads the live state
 through the engine's clients, records drift as an audit event and, when asked,
 repairs it through the engine's planner, safety gate and applier.
+
+Audit events: ``drift.detected`` when a check finds drift; ``drift.repaired`` when a
+repair left nothing; ``drift.partially_repaired`` when something remains after a
+repair or the repair failed part-way; ``drift.cleared`` when a later check finds no
+drift while drift was open.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from tenanttls.domain.exchange import AcceptedDomain, ConnectorSettings, InboundConnector
 from tenanttls.domain.graph import Domain
-from tenanttls.errors import NotFound, NotFoundError, UpgradeStateError
+from tenanttls.errors import NotFound, NotFoundError, TenantTlsError, UpgradeStateError
 from tenanttls.migration.context import CountingApi, EngineContext
 from tenanttls.migration.planner import (
     SNAPSHOT_BEFORE_RENAME,
@@ -42,6 +47,8 @@ logger = logging.getLogger(__name__)
 DRIFT_DETECTED = "drift.detected"
 DRIFT_CLEARED = "drift.cleared"
 DRIFT_REPAIRED = "drift.repaired"
+DRIFT_PARTIALLY_REPAIRED = "drift.partially_repaired"
+DRIFT_ACTIONS = (DRIFT_DETECTED, DRIFT_CLEARED, DRIFT_REPAIRED, DRIFT_PARTIALLY_REPAIRED)
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,15 @@ class DriftItem:
     actual: Any
 
     def describe(self) -> str:
-        """Return the item as ``subject name: field actual → expected``."""
-        return f"{self.subject} {self.name}: {self.field} is {_show(self.actual)}, expected {_show(self.expected)}"
+        """Return the item in words, such as ``connector X: RequireTls is $false, expected $true``."""
+        where = f"{self.subject} {self.name}"
+        if self.field == "present":
+            return f"{where}: missing, expected present"
+        if self.field == "isVerified":
+            return f"{where}: not verified (isVerified is false), expected verified"
+        if self.field == "assignment":
+            return f"{where}: no relay assignment, expected mode {self.expected!r}"
+        return f"{where}: {self.field} is {_show(self.actual)}, expected {_show(self.expected)}"
 
     def to_json(self) -> dict[str, Any]:
         """Return the item as JSON types."""
@@ -70,8 +84,13 @@ class DriftItem:
 
 
 def _show(value: Any) -> str:
+    # Booleans as Exchange PowerShell writes them in Set-InboundConnector.
+    if isinstance(value, bool):
+        return "$true" if value else "$false"
     if isinstance(value, tuple):
         return "[" + ", ".join(str(item) for item in value) + "]"
+    if value is None:
+        return "empty"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -178,29 +197,59 @@ def completed_tenants(context: EngineContext) -> list[str]:
     return sorted(u.tenant_id for u in upgrades if u.state == UpgradeState.COMPLETED.value)
 
 
-def check_tenant(context: EngineContext, tenant_id: str, *, repair: bool = False, actor: str | None = None) -> DriftReport:
+DriftCallback = Callable[[str, list[DriftItem]], None]
+RepairCallback = Callable[[str, str], None]
+
+
+def check_tenant(
+    context: EngineContext,
+    tenant_id: str,
+    *,
+    repair: bool = False,
+    actor: str | None = None,
+    on_drift: DriftCallback | None = None,
+    on_repair: RepairCallback | None = None,
+) -> DriftReport:
     """Compare one completed tenant with what the upgrade set up; record and optionally repair drift.
 
     Steps: read the live state (a failed read raises, it is never taken as drift);
     compare; record ``drift.detected`` (or ``drift.cleared`` after earlier drift);
     with `repair`, apply the engine's plan behind its safety gate, then read and
-    compare again. Raises `UpgradeStateError` for a tenant that is not completed.
+    compare again. `on_drift(tenant_id, items)` is called when drift is found, and
+    `on_repair(tenant_id, line)` after each change is applied, so a caller can show
+    progress before a later step fails. A repair that fails part-way records
+    ``drift.partially_repaired`` with what was applied, then raises the error.
+    Raises `UpgradeStateError` for a tenant that is not completed.
     """
     upgrade = _completed_upgrade(context, tenant_id)
+    tenant_id = upgrade.tenant_id
     api = CountingApi(context)
-    expected, snapshot = _expected(context, upgrade.tenant_id, upgrade.run_id)
-    live = read_live(context, api, upgrade.tenant_id, expected.unique_name)
+    expected, snapshot = _expected(context, tenant_id, upgrade.run_id)
+    live = read_live(context, api, tenant_id, expected.unique_name)
     items = compare_tenant(live, expected)
     now = context.clock.now()
-    _record(context, upgrade.tenant_id, items, now, actor)
+    _record(context, tenant_id, items, now, actor)
+    if items and on_drift is not None:
+        on_drift(tenant_id, items)
 
     if not repair or not items:
-        return DriftReport(upgrade.tenant_id, now, tuple(items))
+        return DriftReport(tenant_id, now, tuple(items))
 
-    repaired = repair_tenant(context, api, upgrade.tenant_id, upgrade.run_id, live, expected, snapshot, actor)
-    remaining = compare_tenant(read_live(context, api, upgrade.tenant_id, expected.unique_name), expected)
-    _record_repair(context, upgrade.tenant_id, items, repaired, remaining, actor)
-    return DriftReport(upgrade.tenant_id, now, tuple(items), tuple(repaired), tuple(remaining))
+    repaired: list[str] = []
+
+    def applied(line: str) -> None:
+        repaired.append(line)
+        if on_repair is not None:
+            on_repair(tenant_id, line)
+
+    try:
+        repair_tenant(context, api, tenant_id, upgrade.run_id, live, expected, snapshot, actor, on_repair=applied)
+        remaining = compare_tenant(read_live(context, api, tenant_id, expected.unique_name), expected)
+    except TenantTlsError as error:
+        _record_repair(context, tenant_id, items, repaired, None, actor, error=error)
+        raise
+    _record_repair(context, tenant_id, items, repaired, remaining, actor)
+    return DriftReport(tenant_id, now, tuple(items), tuple(repaired), tuple(remaining))
 
 
 def _completed_upgrade(context: EngineContext, tenant_id: str):  # type: ignore[no-untyped-def]
@@ -263,12 +312,15 @@ def repair_tenant(
     expected: Expected,
     snapshot: InboundConnector | None,
     actor: str | None,
+    *,
+    on_repair: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Re-apply the upgrade's end state through the engine's plan and safety gate; return what was done.
 
     The relay is switched back to the unique certificate last, once the connector and
     the accepted domain are in place again, so no mail is presented with a name that
-    no connector accepts. Raises `PlanSafetyError` when the gate rejects the plan.
+    no connector accepts. `on_repair` is called with each line as soon as its change
+    is applied. Raises `PlanSafetyError` when the gate rejects the plan.
     """
     from tenanttls.migration.apply import Applier
 
@@ -283,11 +335,18 @@ def repair_tenant(
     applier = Applier(context, api, recorder, tenant_id, run_id, live_by_name)
     for change in [*domain_changes, *plan.changes]:
         applier.apply(change)
-        done += change.describe()
+        _report(change.describe(), done, on_repair)
 
-    done += _repair_relay(context, tenant_id, expected.unique_name, recorder)
+    _report(_repair_relay(context, tenant_id, expected.unique_name, recorder), done, on_repair)
     logger.info("drift repaired: tenant=%s changes=%d", tenant_id, len(done))
     return done
+
+
+def _report(lines: list[str], done: list[str], on_repair: Callable[[str], None] | None) -> None:
+    for line in lines:
+        done.append(line)
+        if on_repair is not None:
+            on_repair(line)
 
 
 def _repair_relay(context: EngineContext, tenant_id: str, unique_name: str, recorder: Recorder) -> list[str]:
@@ -328,11 +387,8 @@ def _record(context: EngineContext, tenant_id: str, items: list[DriftItem], now:
             logger.warning("drift: tenant=%s fields=%d", tenant_id, len(items))
             return
 
-        events = list_events(connection, tenant_id, actions=(DRIFT_DETECTED, DRIFT_CLEARED, DRIFT_REPAIRED))
-        last = events[-1] if events else None
-        # A repair that left fields to wait for (an accepted domain propagating) is drift still open.
-        still_open = last is not None and (last.action == DRIFT_DETECTED or (last.action == DRIFT_REPAIRED and last.after))
-        if still_open:
+        events = list_events(connection, tenant_id, actions=DRIFT_ACTIONS)
+        if events and is_open(events[-1]):
             record_event(
                 connection,
                 AuditEvent(tenant_id=tenant_id, at=now, actor=actor or context.actor, action=DRIFT_CLEARED, step="drift"),
@@ -344,9 +400,20 @@ def _record_repair(
     tenant_id: str,
     items: list[DriftItem],
     repaired: list[str],
-    remaining: list[DriftItem],
+    remaining: list[DriftItem] | None,
     actor: str | None,
+    *,
+    error: TenantTlsError | None = None,
 ) -> None:
+    """Record ``drift.repaired`` when nothing remains, else ``drift.partially_repaired``.
+
+    `remaining` is None when the repair failed before the tenant could be read again;
+    `error` is then the failure, kept in the event's detail.
+    """
+    complete = error is None and remaining == []
+    detail = "; ".join(repaired) or "nothing applied"
+    if error is not None:
+        detail = f"{detail}; failed: {error}"
     with context.store.write() as connection:
         record_event(
             connection,
@@ -354,17 +421,33 @@ def _record_repair(
                 tenant_id=tenant_id,
                 at=context.clock.now(),
                 actor=actor or context.actor,
-                action=DRIFT_REPAIRED,
+                action=DRIFT_REPAIRED if complete else DRIFT_PARTIALLY_REPAIRED,
                 step="drift",
                 before=[item.to_json() for item in items],
-                after=[item.to_json() for item in remaining],
-                detail="; ".join(repaired) or "nothing to apply",
+                after=[item.to_json() for item in remaining] if remaining is not None else None,
+                detail=detail,
             ),
+        )
+    if not complete:
+        logger.warning(
+            "drift partially repaired: tenant=%s applied=%d remaining=%s error=%s",
+            tenant_id, len(repaired), len(remaining) if remaining is not None else "unknown", error,
         )
 
 
+def is_open(event: AuditEvent) -> bool:
+    """True when the drift event leaves drift open: detected, or repaired with something left.
+
+    A ``drift.repaired`` event with items in ``after`` comes from versions that recorded
+    a partial repair under that name.
+    """
+    if event.action in (DRIFT_DETECTED, DRIFT_PARTIALLY_REPAIRED):
+        return True
+    return event.action == DRIFT_REPAIRED and bool(event.after)
+
+
 def latest_drift(context: EngineContext, tenant_id: str) -> AuditEvent | None:
-    """Return the tenant's latest drift event (detected, cleared or repaired), for status panels."""
+    """Return the tenant's latest drift event (any of `DRIFT_ACTIONS`), for status panels."""
     with context.store.engine.connect() as connection:
-        events = list_events(connection, tenant_id, actions=(DRIFT_DETECTED, DRIFT_CLEARED, DRIFT_REPAIRED))
+        events = list_events(connection, tenant_id, actions=DRIFT_ACTIONS)
     return events[-1] if events else None

@@ -4,7 +4,9 @@ Exit codes: 0 when clean; 1 when `audit` reports a finding of severity error, wh
 `drift` finds drift (after `--repair`: drift that remains), or when `manual done`
 finds the tenant differs from what the script sets up. Errors derived from
 `TenantTlsError` exit with their own code (2 invalid input or unreadable export,
-3 unknown tenant, 5 rejected by the safety gate, 6 wrong upgrade state, 78 configuration).
+3 unknown tenant, 4 Microsoft 365 failed, 5 rejected by the safety gate, 6 wrong
+upgrade state, 7 DNS, 8 certificate, 10 store, 78 configuration). `drift` goes on
+after a tenant that fails and exits with the code of the first one that failed.
 """
 
 from __future__ import annotations
@@ -240,44 +242,116 @@ def drift(
     """Compare completed tenants with what the upgrade set up, field by field, and record drift.
 
     Checks the connector's fields, the accepted domain (present and verified), the
-    certificate name and the relay assignment. Exits with 1 when drift is found
-    (with --repair: when drift remains after the repair).
+    certificate name and the relay assignment. Each repair is printed as it is applied.
+    A tenant that cannot be checked is reported and the others are still checked.
+    Exits with 1 when drift is found (with --repair: when drift remains), or with the
+    error's code (such as 4 for Microsoft 365) of the first tenant that could not be checked.
     """
-    from tenanttls.audit.drift import check_tenant, completed_tenants
+    from tenanttls.audit.drift import completed_tenants
     from tenanttls.migration.wiring import build_context
 
-    if bool(tenant) == all_tenants:
-        raise InvalidInput("give a tenant id or --all, not both and not neither")
+    if tenant and all_tenants:
+        raise InvalidInput("give a tenant id or --all, not both")
+    if not tenant and not all_tenants:
+        raise InvalidInput("give a tenant id, or --all to check every completed tenant")
 
     context = build_context(_settings(config, data))
+    run = _DriftRun(repair=repair, as_json=as_json)
     try:
         targets = completed_tenants(context) if all_tenants else [tenant]
-        reports = [check_tenant(context, target, repair=repair, actor=_actor()) for target in targets if target]
+        for target in targets:
+            run.check(context, target)
     finally:
         context.close()
 
-    if as_json:
-        _print_json([report.to_json() for report in reports])
-    else:
-        _print_drift(reports, repair)
-    remaining = [r for r in reports if (r.remaining if repair else r.items)]
-    if remaining:
-        raise typer.Exit(1)
+    run.finish()
+    if run.exit_code:
+        raise typer.Exit(run.exit_code)
 
 
-def _print_drift(reports, repair: bool) -> None:  # type: ignore[no-untyped-def]
-    if not reports:
-        typer.echo("no completed tenant to check")
-    for report in reports:
+class _DriftRun:
+    """Check tenants one by one, print as it goes, and keep the results for the summary and exit code."""
+
+    def __init__(self, *, repair: bool, as_json: bool) -> None:
+        self.repair = repair
+        self.as_json = as_json
+        self.entries: list[dict[str, Any]] = []
+        self.failures: list[int] = []
+        self.drifted = 0
+        self.remaining = 0
+        self.repaired: dict[str, list[str]] = {}
+
+    def check(self, context, tenant_id: str) -> None:  # type: ignore[no-untyped-def]
+        """Check one tenant; a `TenantTlsError` is reported for this tenant and the run goes on."""
+        from tenanttls.audit.drift import check_tenant
+        from tenanttls.errors import TenantTlsError
+
+        try:
+            report = check_tenant(
+                context, tenant_id, repair=self.repair, actor=_actor(), on_drift=self._on_drift, on_repair=self._on_repair
+            )
+        except TenantTlsError as error:
+            self._failed(tenant_id, error)
+            return
+        self._checked(report)
+
+    def _on_drift(self, tenant_id: str, items) -> None:  # type: ignore[no-untyped-def]
+        if self.as_json:
+            return
+        typer.echo(f"{tenant_id}: drift in {len(items)} field(s)")
+        for item in items:
+            typer.echo(f"  {item.describe()}")
+        sys.stdout.flush()
+
+    def _on_repair(self, tenant_id: str, line: str) -> None:
+        self.repaired.setdefault(tenant_id, []).append(line)
+        # In JSON mode the document is printed at the end, so progress goes to stderr meanwhile.
+        typer.echo(f"{tenant_id}: repaired: {line}" if self.as_json else f"  repaired: {line}", err=self.as_json)
+        sys.stdout.flush()
+
+    def _checked(self, report) -> None:  # type: ignore[no-untyped-def]
+        self.entries.append(report.to_json())
+        self.drifted += report.drifted
+        left = report.remaining if self.repair else report.items
+        self.remaining += bool(left)
+        if self.as_json:
+            return
         if not report.drifted:
             typer.echo(f"{report.tenant_id}: no drift")
-            continue
-        typer.echo(f"{report.tenant_id}: drift in {len(report.items)} field(s)")
-        for item in report.items:
-            typer.echo(f"  {item.describe()}")
-        if repair:
-            for line in report.repaired:
-                typer.echo(f"  repaired: {line}")
+        elif self.repair:
             for item in report.remaining:
                 typer.echo(f"  remaining: {item.describe()}")
-    sys.stdout.flush()
+            if not report.remaining:
+                typer.echo("  nothing remains")
+
+    def _failed(self, tenant_id: str, error) -> None:  # type: ignore[no-untyped-def]
+        self.failures.append(error.exit_code)
+        repaired = self.repaired.get(tenant_id, [])
+        self.entries.append({"tenant_id": tenant_id, "error": str(error), "exit_code": error.exit_code, "repaired": repaired})
+        if not self.as_json:
+            typer.echo(f"{tenant_id}: error: {error}", err=True)
+            if repaired:
+                typer.echo(f"  {len(repaired)} change(s) were applied before the error (listed above)", err=True)
+
+    def finish(self) -> None:
+        """Print the JSON document, or the summary line."""
+        if self.as_json:
+            _print_json(self.entries)
+            return
+        if not self.entries:
+            typer.echo("no completed tenant to check")
+            return
+        checked = len(self.entries)
+        parts = [f"{checked - len(self.failures) - self.drifted} without drift", f"{self.drifted} with drift"]
+        if self.repair:
+            parts.append(f"{self.remaining} with drift remaining after the repair")
+        parts.append(f"{len(self.failures)} could not be checked")
+        typer.echo(f"checked {checked} tenant(s): " + ", ".join(parts))
+        sys.stdout.flush()
+
+    @property
+    def exit_code(self) -> int:
+        """The first failed tenant's error code, else 1 for drift (remaining after --repair), else 0."""
+        if self.failures:
+            return self.failures[0]
+        return 1 if self.remaining else 0
