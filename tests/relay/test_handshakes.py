@@ -9,7 +9,7 @@ from tenanttls.relay.handshakes import HandshakeFailures, handshake_failure_reas
 
 
 class _Ticks:
-    """A monotonic clock that moves only when told to."""
+    """A monotonic clock that moves only when a test sets `now`."""
 
     def __init__(self) -> None:
         self.now = 0.0

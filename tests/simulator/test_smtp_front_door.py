@@ -116,10 +116,13 @@ async def test_legacy_null_sender_outside_rejected(door, smtp_pki, legacy_pair):
     assert error.code == 550
     assert "5.7.64 TenantAttribution; Relay Access Denied" in error.message
     assert door.messages() == []
-    [decision] = door.decisions()
-    assert decision.stage == "rcpt"
-    assert decision.reply.startswith("550 5.7.64")
-    assert decision.certificate_names == (LEGACY_NAME,)
+    mail, rcpt = door.decisions()
+    assert mail.stage == "mail"
+    assert mail.reply.startswith("250")
+    assert mail.tenant_id is None  # neither the certificate nor the null sender names a tenant
+    assert rcpt.stage == "rcpt"
+    assert rcpt.reply.startswith("550 5.7.64")
+    assert rcpt.certificate_names == (LEGACY_NAME,)
 
 
 async def test_legacy_normal_mail_by_mail_from(door, smtp_pki, legacy_pair):
@@ -257,7 +260,9 @@ async def test_inspection_routes(door, smtp_pki, legacy_pair):
     assert body["messages"][0]["message_id"] == "<i@test>"
     assert body["messages"][0]["tenant_id"] == TENANT_B
     assert body["messages"][0]["step"] == STEP_MAIL_FROM
-    assert [d["stage"] for d in body["decisions"]] == ["rcpt", "data"]
+    assert [d["stage"] for d in body["decisions"]] == ["mail", "rcpt", "data"]
+    assert body["decisions"][0]["tenant_id"] == TENANT_B
+    assert body["decisions"][0]["step"] == STEP_MAIL_FROM
     assert filtered["messages"] == []
     assert cleared.status_code == 200
     assert door.messages() == []
@@ -293,3 +298,47 @@ async def test_trust_pem_route(smtp_pki, untrusted_pki, server_pair, clock, view
     assert trusted.status_code == 200
     assert len(list((tmp_path / "client-cas").glob("*.pem"))) == 1
     assert front_door.messages()[0].tenant_id == TENANT_A
+
+
+async def test_untrusted_ca_recorded(door, smtp_pki, untrusted_pki):
+    stranger = untrusted_pki.client(UNIQUE_A)
+
+    with pytest.raises((aiosmtplib.SMTPException, ssl.SSLError, ConnectionError)):
+        await send(door, client_context(smtp_pki.ca_path, stranger), "", "someone@outside.example")
+
+    assert wait_for(lambda: len(door.decisions()) == 1)
+    [decision] = door.decisions()
+    assert decision.stage == "tls"
+    assert decision.peer.startswith("127.0.0.1:")
+    assert decision.reason.startswith("client certificate failed verification")
+    assert decision.to_json()["code"] is None
+
+
+async def test_utf8_subject_decoded(door, smtp_pki, unique_pair):
+    context = client_context(smtp_pki.ca_path, unique_pair)
+    raw = "From: alice@contoso.com\r\nTo: bob@contoso.com\r\nSubject: Grüße aus München\r\nMessage-ID: <raw@test>\r\n\r\nbody\r\n"
+    encoded = message("alice@contoso.com", "bob@contoso.com", "<encoded@test>")
+    del encoded["Subject"]
+    encoded["Subject"] = "Grüße aus München"  # written as an RFC 2047 encoded word
+
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=door.port, start_tls=True, tls_context=context) as client:
+        await client.sendmail("alice@contoso.com", ["bob@contoso.com"], raw.encode("utf-8"), mail_options=["SMTPUTF8"])
+        await client.send_message(encoded)
+
+    raw_received, encoded_received = door.messages()
+    assert b"=?utf-8?" in encoded_received.content
+    assert raw_received.subject == "Grüße aus München"
+    assert encoded_received.subject == "Grüße aus München"
+
+
+async def test_inspection_unknown_tenant_rejected(door, smtp_pki, legacy_pair):
+    await send(door, client_context(smtp_pki.ca_path, legacy_pair), "alice@fabrikam.com", "someone@outside.example")
+    client = inspection_client(door)
+
+    bogus = client.get("/_simulator/messages", params={"tenant": "bogus"})
+    by_domain = client.get("/_simulator/messages", params={"tenant": "fabrikam.com"})
+
+    assert bogus.status_code == 400
+    assert "invalid tenant 'bogus'" in bogus.json()["error"]
+    assert by_domain.status_code == 200
+    assert [m["tenant_id"] for m in by_domain.json()["messages"]] == [TENANT_B]

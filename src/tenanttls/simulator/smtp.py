@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -51,6 +52,7 @@ from cryptography.x509.oid import NameOID
 
 from tenanttls.clock import Clock, SystemClock
 from tenanttls.domain.exchange import normalise_connector_type, normalise_sender_domain
+from tenanttls.domain.names import is_guid
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +377,7 @@ def _recipient_json(decision: RecipientDecision) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Decision:
-    """One reply of the front door that concerns attribution: MAIL, RCPT or end of DATA."""
+    """One decision of the front door: a failed TLS handshake, or its reply to MAIL, RCPT or the end of DATA."""
 
     at: datetime
     stage: str
@@ -388,13 +390,15 @@ class Decision:
     step: str | None = None
     certificate_names: tuple[str, ...] = ()
     message_id: str | None = None
+    reason: str | None = None  # why a TLS handshake failed (stage "tls", which has no reply)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(),
             "stage": self.stage,
-            "code": int(self.reply[:3]),
+            "code": int(self.reply[:3]) if self.reply[:3].isdigit() else None,
             "reply": self.reply,
+            "reason": self.reason,
             "peer": self.peer,
             "mail_from": self.mail_from,
             "recipient": self.recipient,
@@ -500,9 +504,12 @@ class _Handler:
         self._door = door
 
     def handshake_failed(self, session: Session, error: BaseException | None) -> None:
+        """Record a failed STARTTLS handshake as a decision of stage "tls", and log it rate-limited."""
         peer = session.peer
         address = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
-        self._door._handshakes.failed(_peer_text(session), address, handshake_failure_reason(error))
+        reason = handshake_failure_reason(error)
+        self._door._record_decision(Decision(self._door.clock.now(), "tls", "", _peer_text(session), None, reason=reason))
+        self._door._handshakes.failed(_peer_text(session), address, reason)
 
     def handle_STARTTLS(self, server: SMTP, session: _FrontDoorSession, envelope: Envelope) -> bool:
         ssl_object = (session.ssl or {}).get("ssl_object")
@@ -525,11 +532,26 @@ class _Handler:
             return CERTIFICATE_EXPIRED
 
         views = self._door.views(now)
-        envelope.sender_attribution = attribute_sender(views, certificate, mail_from)
+        attribution = attribute_sender(views, certificate, mail_from)
+        envelope.sender_attribution = attribution
         # aiosmtpd needs a true mail_from to accept RCPT, so the null sender stays "<>" here.
         envelope.mail_from = address
         envelope.mail_options.extend(options)
-        return "250 2.1.0 Sender OK"
+        reply = "250 2.1.0 Sender OK"
+        self._door._record_decision(
+            Decision(
+                now,
+                "mail",
+                reply,
+                _peer_text(session),
+                mail_from,
+                tenant_id=attribution.tenant_id if attribution else None,
+                connector=attribution.connector if attribution else None,
+                step=attribution.step if attribution else None,
+                certificate_names=certificate.names if certificate else (),
+            )
+        )
+        return reply
 
     async def handle_RCPT(
         self, server: SMTP, session: _FrontDoorSession, envelope: _FrontDoorEnvelope, address: str, options: list[str]
@@ -571,7 +593,7 @@ class _Handler:
             mail_from=_null_sender_as_empty(envelope.mail_from or ""),
             recipients=list(envelope.decisions),
             message_id=_header_text(headers.get("Message-ID")),
-            subject=_header_text(headers.get("Subject")),
+            subject=_decoded_subject(content),
             size=len(content),
             content=_stamp(content, envelope.decisions),
         )
@@ -582,6 +604,18 @@ class _Handler:
 
 def _header_text(value: Any) -> str | None:
     return None if value is None else str(value).strip()
+
+
+_DECODING_PARSER = BytesHeaderParser(policy=default_policy)
+
+
+def _decoded_subject(content: bytes) -> str | None:
+    """Return the Subject as text: RFC 2047 encoded words decoded, and raw UTF-8 (RFC 6532) read as UTF-8."""
+    try:
+        value = _DECODING_PARSER.parsebytes(content).get("Subject")
+    except (ValueError, TypeError, IndexError):  # a header the decoding parser cannot read
+        value = _HEADER_PARSER.parsebytes(content).get("Subject")
+    return _header_text(value)
 
 
 def _stamp(content: bytes, decisions: list[RecipientDecision]) -> bytes:
@@ -764,7 +798,7 @@ class FrontDoor:
     def _record_decision(self, decision: Decision) -> None:
         with self._lock:
             self._decisions.append(decision)
-        if not decision.reply.startswith("2"):
+        if decision.reply and not decision.reply.startswith("2"):
             logger.info(
                 "front door: %s rejected peer=%s mail_from=%s recipient=%s reply=%s",
                 decision.stage, decision.peer, decision.mail_from, decision.recipient, decision.reply,
@@ -811,7 +845,7 @@ class FrontDoor:
         return message.tenant_id if message else None
 
     def decisions(self) -> list[Decision]:
-        """Return every MAIL, RCPT and DATA decision, oldest first."""
+        """Return every decision (failed TLS handshakes, MAIL, RCPT and DATA replies), oldest first."""
         with self._lock:
             return list(self._decisions)
 
@@ -820,6 +854,16 @@ class FrontDoor:
         with self._lock:
             self._messages.clear()
             self._decisions.clear()
+
+    def resolve_tenant(self, reference: str) -> str | None:
+        """Return the tenant id that `reference` names (a tenant id, or an accepted domain in effect now), or None."""
+        text = reference.strip().lower()
+        if is_guid(text):
+            return text
+        for view in self.views(self.clock.now()):
+            if text.rstrip(".") in view.accepted_domains:
+                return view.tenant_id
+        return None
 
     def inspection(self, tenant_id: str | None = None) -> dict[str, Any]:
         """Return the records as the inspection API serves them."""
@@ -839,9 +883,12 @@ def _error(status: int, message: str):
 def inspection_routes(get_front_door: Callable[[], FrontDoor | None]) -> list:
     """Return the Starlette routes of the front door's inspection API.
 
-    ``GET /_simulator/messages[?tenant=ID]`` returns ``{"messages": [...], "decisions": [...]}``;
-    ``DELETE /_simulator/messages`` clears both lists; ``POST /_simulator/smtp/trusted-cas``
-    with a PEM body trusts that CA's client certificates from the next handshake on.
+    - ``GET /_simulator/messages[?tenant=ID]`` returns ``{"messages": [...], "decisions": [...]}``.
+      ID is a tenant id or one of its accepted domains, and anything else gets 400.
+    - ``DELETE /_simulator/messages`` clears both lists.
+    - ``POST /_simulator/smtp/trusted-cas`` with a PEM body trusts that CA's client
+      certificates from the next handshake on.
+
     Each returns 404 while the front door is not running.
     """
     from starlette.requests import Request
@@ -854,7 +901,15 @@ def inspection_routes(get_front_door: Callable[[], FrontDoor | None]) -> list:
         door = get_front_door()
         if door is None:
             return _error(404, not_running)
-        return JSONResponse(door.inspection(request.query_params.get("tenant")))
+
+        reference = request.query_params.get("tenant")
+        tenant_id = None
+        if reference is not None:
+            tenant_id = door.resolve_tenant(reference)
+            if tenant_id is None:
+                return _error(400, f"invalid tenant {reference[:100]!r}: expected a tenant id (GUID) or an accepted domain "
+                                   "of a simulated tenant; list tenants with GET /_simulator/tenants")
+        return JSONResponse(door.inspection(tenant_id))
 
     async def clear_messages(request: Request):
         door = get_front_door()
