@@ -248,8 +248,18 @@ def test_missing_role_permission_denied(simulator_factory, make_clients):
     simulator = simulator_factory({"tenants": [tenant]})
     exchange = make_clients(simulator).exchange
 
-    with pytest.raises(PermissionDenied, match="Exchange Administrator"):
+    with pytest.raises(PermissionDenied, match="Exchange Administrator") as caught:
         exchange.get_inbound_connectors(tenant["tenant_id"])
+
+    assert ".;" not in str(caught.value)
+
+
+def test_unknown_cmdlet_names_both_causes(exchange):
+    with pytest.raises(PermissionDenied) as caught:
+        exchange.invoke(DEFAULT_TENANT_ID, "Get-Mailbox")
+
+    assert "Exchange does not offer the cmdlet Get-Mailbox" in str(caught.value)
+    assert "or the app lacks the role to run it" in str(caught.value)
 
 
 class ForgedTokens:

@@ -208,8 +208,23 @@ def test_rejected_parameters_carry_text(client, scripted):
 def test_forbidden_empty_body(client, scripted):
     scripted.default = Reply(403, b"")
 
-    with pytest.raises(PermissionDenied, match="Exchange Administrator"):
+    with pytest.raises(PermissionDenied) as caught:
+        client.invoke(TENANT, "Get-Mailbox")
+
+    assert "with HTTP 403 and an empty body" in str(caught.value)
+    assert "Exchange does not offer the cmdlet Get-Mailbox" in str(caught.value)
+    assert "assign the app the Exchange Administrator role" in str(caught.value)
+
+
+def test_forbidden_text_then_fix(client, scripted):
+    text = "The role assigned to application x isn't supported in this scenario."
+    scripted.default = Reply(403, {"error": {"code": "Forbidden", "message": text}})
+
+    with pytest.raises(PermissionDenied) as caught:
         client.get_accepted_domains(TENANT)
+
+    assert f"{text} Assign the app the Exchange Administrator role" in str(caught.value)
+    assert ".;" not in str(caught.value)
 
 
 def test_401_refreshes_token_once(client, scripted, tokens):

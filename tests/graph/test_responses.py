@@ -134,8 +134,11 @@ def test_verify_failure_is_invalid_request(client, scripted):
 def test_forbidden(client, scripted):
     scripted.default = Reply(403, {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges."}})
 
-    with pytest.raises(PermissionDenied, match="Domain.ReadWrite.All"):
+    with pytest.raises(PermissionDenied, match="Domain.ReadWrite.All") as caught:
         client.add_domain(TENANT, NAME)
+
+    assert "Insufficient privileges. The app needs the Domain.ReadWrite.All" in str(caught.value)
+    assert ".;" not in str(caught.value)
 
 
 def test_delete_domain(client, scripted):

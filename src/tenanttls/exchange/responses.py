@@ -23,7 +23,7 @@ from tenanttls.errors import (
     PermissionDenied,
     UnexpectedResponse,
 )
-from tenanttls.transport.responses import body_snippet, context_of, try_json_object
+from tenanttls.transport.responses import body_snippet, context_of, try_json_object, with_next_step
 
 NOT_FOUND_EXCEPTION = "ManagementObjectNotFoundException"
 # Exchange's text when a tenant has too many requests running at once.
@@ -105,21 +105,21 @@ def error_for(response: httpx.Response, *, tenant: str, cmdlet: str) -> Microsof
             detail = f" ({diagnostics[:200]})"
         if _CONSENT_TEXT.search(response.text + response.headers.get("WWW-Authenticate", "")):
             return ConsentRequired(
-                f"Exchange rejected the app's token for tenant {tenant}{detail}; ask the tenant's admin to grant "
-                "admin consent again",
+                with_next_step(
+                    f"Exchange rejected the app's token for tenant {tenant}{detail}",
+                    "ask the tenant's admin to grant admin consent again",
+                ),
                 **context,
             )
         return CredentialError(
-            f"Exchange rejected a newly issued token for tenant {tenant} ({cmdlet}){detail}; check the app's "
-            "certificate and that the app has the Exchange.ManageAsApp permission",
+            with_next_step(
+                f"Exchange rejected a newly issued token for tenant {tenant} ({cmdlet}){detail}",
+                "check the app's certificate and that the app has the Exchange.ManageAsApp permission",
+            ),
             **context,
         )
     if status == 403:
-        return PermissionDenied(
-            f"Exchange denied {cmdlet} for tenant {tenant}{detail}; assign the app the Exchange Administrator "
-            "role in the tenant",
-            **context,
-        )
+        return _permission_denied(tenant, cmdlet, parsed, response, context)
     if parsed and parsed.exception_type and parsed.exception_type.endswith(NOT_FOUND_EXCEPTION):
         return NotFound(f"{cmdlet} for tenant {tenant}: {parsed.text}", **context)
     if status >= 500:
@@ -127,7 +127,25 @@ def error_for(response: httpx.Response, *, tenant: str, cmdlet: str) -> Microsof
     if parsed is None:
         return UnexpectedResponse(
             f"Exchange returned HTTP {status} for {cmdlet} in tenant {tenant} without an error object"
-            f"{detail}; check the Exchange base URL",
+            f"{detail}; check exchange_url",
             **context,
         )
     return InvalidRequest(f"Exchange rejected {cmdlet} for tenant {tenant}: {parsed.text}", **context)
+
+
+def _permission_denied(
+    tenant: str, cmdlet: str, parsed: ExchangeError | None, response: httpx.Response, context: dict[str, Any]
+) -> PermissionDenied:
+    """Return the error for a 403, which means a missing role, or a cmdlet the session does not offer."""
+    role_fix = "assign the app the Exchange Administrator role in the tenant"
+    if parsed is not None:
+        message = f"Exchange denied {cmdlet} for tenant {tenant}: {parsed.text}"
+        return PermissionDenied(with_next_step(message, role_fix), **context)
+    # One client of the admin API reports 403 with an empty body for an unknown cmdlet, and the
+    # simulator does the same. A missing role may look alike, so the message names both causes.
+    return PermissionDenied(
+        f"Exchange denied {cmdlet} for tenant {tenant} with HTTP 403 and {body_snippet(response)}. Either "
+        f"Exchange does not offer the cmdlet {cmdlet}, or the app lacks the role to run it. Check the cmdlet "
+        f"name, or {role_fix}",
+        **context,
+    )

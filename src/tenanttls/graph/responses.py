@@ -18,7 +18,7 @@ from tenanttls.errors import (
     PermissionDenied,
     UnexpectedResponse,
 )
-from tenanttls.transport.responses import body_snippet, context_of, try_json_object
+from tenanttls.transport.responses import body_snippet, context_of, try_json_object, with_next_step
 
 # Graph's codes for an object that does not exist.
 NOT_FOUND_CODES = frozenset({"Request_ResourceNotFound", "ResourceNotFound", "itemNotFound"})
@@ -47,19 +47,25 @@ def error_for(response: httpx.Response, *, tenant: str, operation: str) -> Micro
         text = response.text + response.headers.get("WWW-Authenticate", "")
         if "consent" in text.lower():
             return ConsentRequired(
-                f"Graph rejected the app's token for tenant {tenant}{detail}; ask the tenant's admin to grant "
-                "admin consent again",
+                with_next_step(
+                    f"Graph rejected the app's token for tenant {tenant}{detail}",
+                    "ask the tenant's admin to grant admin consent again",
+                ),
                 **context,
             )
         return CredentialError(
-            f"Graph rejected a newly issued token for tenant {tenant} ({operation}){detail}; check the app's "
-            "certificate and its Domain.ReadWrite.All permission",
+            with_next_step(
+                f"Graph rejected a newly issued token for tenant {tenant} ({operation}){detail}",
+                "check the app's certificate and its Domain.ReadWrite.All permission",
+            ),
             **context,
         )
     if status == 403:
         return PermissionDenied(
-            f"Graph denied {operation} for tenant {tenant}{detail}; the app needs the Domain.ReadWrite.All "
-            "application permission with admin consent",
+            with_next_step(
+                f"Graph denied {operation} for tenant {tenant}{detail}",
+                "the app needs the Domain.ReadWrite.All application permission with admin consent",
+            ),
             **context,
         )
     if status == 404 and parsed and parsed[0] in NOT_FOUND_CODES:
@@ -69,7 +75,7 @@ def error_for(response: httpx.Response, *, tenant: str, operation: str) -> Micro
     if parsed is None:
         return UnexpectedResponse(
             f"Graph returned HTTP {status} for {operation} in tenant {tenant} without an error object{detail}; "
-            "check the Graph base URL",
+            "check graph_url",
             **context,
         )
     return InvalidRequest(f"Graph rejected {operation} for tenant {tenant}{detail}", **context)

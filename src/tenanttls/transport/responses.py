@@ -20,6 +20,17 @@ def body_snippet(response: httpx.Response) -> str:
     return repr(text) if text else "an empty body"
 
 
+def with_next_step(message: str, step: str) -> str:
+    """Return `message` followed by `step`: as a new sentence after a full stop, else after a semicolon.
+
+    Microsoft's texts often end in a full stop, and ".;" would read as a typo.
+    """
+    message = message.rstrip()
+    if message.endswith((".", "!", "?")):
+        return f"{message} {step[:1].upper()}{step[1:]}"
+    return f"{message}; {step}"
+
+
 def context_of(response: httpx.Response, tenant: str, operation: str) -> dict[str, Any]:
     """Return the keyword arguments that name a failed request in a `MicrosoftApiError`."""
     return {
