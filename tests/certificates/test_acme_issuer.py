@@ -18,7 +18,7 @@ from tenanttls.certificates.service import CertificateService
 from tenanttls.clock import SystemClock
 from tenanttls.dns.publisher import Rfc2136Publisher, lookup_txt
 from tenanttls.dns.tsig import TsigKey
-from tenanttls.errors import CertificateError, DnsError, InvalidInput
+from tenanttls.errors import CertificateError, ConfigurationError, DnsError, InvalidInput
 from tenanttls.store.schema import acme_accounts, relay_assignments, tenants
 from tests.fixtures.dns import free_port, publisher_for
 
@@ -157,7 +157,7 @@ def test_problem_document_reported(engine, knot, pebble):
 def test_plain_http_directory_rejected(engine, knot):
     accounts = AcmeAccounts(engine, KeyStore(KEY), SystemClock())
 
-    with pytest.raises(InvalidInput, match="must start with https://"):
+    with pytest.raises(ConfigurationError, match="invalid acme_directory 'http://127.0.0.1/dir': the URL must start"):
         AcmeIssuer("http://127.0.0.1/dir", publisher_for(knot), accounts)
 
 

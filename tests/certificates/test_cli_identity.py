@@ -274,3 +274,23 @@ def test_help_names_config_table(command, markup, monkeypatch):
     assert result.exit_code == 0
     assert "settings in a table named tenanttls" in " ".join(result.output.split())
     assert "\\[" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("TENANTTLS_ACME_DIRECTORY", "http://127.0.0.1/dir", "invalid acme_directory 'http://127.0.0.1/dir'"),
+        ("TENANTTLS_CERTIFICATE_LIFETIME", "0", "invalid certificate_lifetime 0s"),
+        ("TENANTTLS_ORDERS_PER_HOUR", "0", "invalid orders_per_hour 0"),
+    ],
+)
+def test_renew_setting_errors_exit_78(tmp_path, environment, setting, value, message):
+    data = _make_data(tmp_path / "data", issued_days_ago=80)
+    backend = "acme" if setting == "TENANTTLS_ACME_DIRECTORY" else "local-ca"
+
+    result = tenanttls(
+        "identity", "renew", "--data", str(data), env={**environment, "TENANTTLS_ISSUER_BACKEND": backend, setting: value}
+    )
+
+    assert result.returncode == 78
+    assert message in result.stderr

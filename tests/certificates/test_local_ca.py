@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tenanttls.certificates.issuer import LocalCaIssuer, check_certificate
-from tenanttls.errors import CertificateError, InvalidInput
+from tenanttls.errors import CertificateError, ConfigurationError, InvalidInput
 
 NAME = "abcdefghijklmnopqrstuvwxyz.crosswaretls.test"
 
@@ -99,5 +99,5 @@ def test_invalid_name_rejected(tmp_path, clock):
 
 
 def test_tiny_lifetime_rejected(tmp_path, clock):
-    with pytest.raises(InvalidInput, match="invalid certificate_lifetime 1m for the local CA: use more than 5m"):
+    with pytest.raises(ConfigurationError, match="invalid certificate_lifetime 1m for the local CA: use more than 5m"):
         LocalCaIssuer(tmp_path / "ca", lifetime=timedelta(minutes=1), clock=clock)

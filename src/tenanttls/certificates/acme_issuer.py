@@ -36,7 +36,7 @@ from tenanttls.certificates.keystore import KeyStore
 from tenanttls.clock import Clock, SystemClock
 from tenanttls.dns.publisher import DnsPublisher
 from tenanttls.domain.names import validate_domain_name
-from tenanttls.errors import CertificateError, InvalidInput
+from tenanttls.errors import CertificateError, ConfigurationError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,10 @@ class AcmeIssuer:
         network_timeout: float = 30.0,
     ) -> None:
         if not directory_url.startswith("https://"):
-            raise InvalidInput(f"invalid ACME directory URL {directory_url!r}: it must start with https://")
+            raise ConfigurationError(
+                f"invalid acme_directory {directory_url!r}: the URL must start with https://, because ACME (RFC 8555) "
+                "runs over HTTPS; set the CA's https:// directory URL"
+            )
         self.directory_url = directory_url
         self._publisher = publisher
         self._accounts = accounts

@@ -26,7 +26,7 @@ from tenanttls.certificates.keystore import warn_if_readable_by_others, write_pr
 from tenanttls.clock import Clock, SystemClock
 from tenanttls.domain.durations import format_duration
 from tenanttls.domain.names import validate_domain_name
-from tenanttls.errors import CertificateError, InvalidInput
+from tenanttls.errors import CertificateError, ConfigurationError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LocalCaIssuer:
 
     def __init__(self, ca_dir: Path, lifetime: timedelta = timedelta(days=90), clock: Clock | None = None) -> None:
         if lifetime <= _BACKDATE:
-            raise InvalidInput(
+            raise ConfigurationError(
                 f"invalid certificate_lifetime {format_duration(lifetime)} for the local CA: use more than "
                 f"{format_duration(_BACKDATE)}, such as 90d"
             )
