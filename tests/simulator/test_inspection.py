@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
+from tenanttls.clock import ManualClock
 from tests.fixtures.simulator import DEFAULT_INITIAL_DOMAIN, DEFAULT_TENANT_ID, make_tenant
-from tests.simulator.helpers import access_token, invoke, token_request
+from tests.simulator.helpers import access_token, https_client, invoke, token_request
 
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
@@ -209,6 +212,66 @@ def test_clock(simulator, client):
     assert simulator.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ") == advanced.json()["now"]
     assert backwards.status_code == 400
     assert nonsense.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"seconds": 1e12}',
+        b'{"seconds": 1e308}',
+        b'{"seconds": 1' + b"0" * 400 + b"}",
+        b'{"seconds": NaN}',
+        b'{"seconds": Infinity}',
+        b'{"seconds": -1}',
+        b'{"seconds": "1h"}',
+        b'{"seconds": true}',
+        b'{"seconds": null}',
+        b"{}",
+    ],
+)
+def test_clock_rejects_invalid_advance(client, body):
+    before = client.get("/_simulator/clock").json()
+
+    response = client.post("/_simulator/clock/advance", content=body, headers={"Content-Type": "application/json"})
+    after = client.get("/_simulator/clock")
+    tenant = client.get(f"/_simulator/tenants/{DEFAULT_TENANT_ID}")
+
+    assert response.status_code == 400
+    assert "seconds" in response.json()["error"]
+    assert after.status_code == 200
+    assert after.json() == before
+    assert tenant.status_code == 200
+
+
+def test_clock_advance_names_maximum(client):
+    response = client.post("/_simulator/clock/advance", json={"seconds": 1e12})
+
+    assert response.json()["error"] == (
+        "invalid 'seconds' 1000000000000.0: expected a number from 0 to 3153600000 (100 years); the clock only moves forward"
+    )
+
+
+def test_clock_stops_at_latest_time(simulator_factory):
+    simulator = simulator_factory(clock=ManualClock(datetime(8950, 1, 1, tzinfo=timezone.utc)))
+    with https_client(simulator) as http:
+        too_far = http.post("/_simulator/clock/advance", json={"seconds": 3153600000})
+        clock = http.get("/_simulator/clock")
+        within = http.post("/_simulator/clock/advance", json={"seconds": 86400})
+
+    assert too_far.status_code == 400
+    assert "would pass 9000-01-01T00:00:00Z" in too_far.json()["error"]
+    assert clock.json()["now"] == "8950-01-01T00:00:00Z"
+    assert within.json()["now"] == "8950-01-02T00:00:00Z"
+
+
+def test_settings_reject_delay_beyond_maximum(client):
+    response = client.patch("/_simulator/settings", json={"delays": {"connector_seconds": 1e12}})
+    duration = client.patch("/_simulator/settings", json={"faults": {"hang_seconds": "99999999999d"}})
+
+    assert response.status_code == 400
+    assert "expected seconds from 0 to 3153600000 (100 years)" in response.json()["error"]
+    assert duration.status_code == 400
+    assert client.get("/_simulator/settings").json()["delays"]["connector_seconds"] == 0.0
 
 
 def test_mutation_log(client, exchange_token):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tenanttls.simulator import Simulator
+from tenanttls.clock import OffsetClock
+from tenanttls.simulator import Simulator, SimulatorState
 from tests.fixtures.simulator import make_tenant
 from tests.simulator.helpers import access_token, graph_token, https_client, invoke
 
@@ -117,3 +118,19 @@ def test_private_keys_not_world_readable(simulator):
 
     for path in (data / "tls" / "ca.key", data / "tls" / "server.key", data / "keys" / "token-signing.key"):
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_offset_beyond_latest_time_dropped(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    # A data folder written before the clock had a limit may hold such an offset.
+    old_state = SimulatorState(data / "state.sqlite3", OffsetClock())
+    old_state.set_clock_offset_seconds(1e12)
+    old_state.close()
+
+    with Simulator(data) as simulator:
+        with https_client(simulator) as http:
+            clock = http.get("/_simulator/clock")
+
+    assert clock.status_code == 200
+    assert clock.json()["offset_seconds"] == 0

@@ -5,7 +5,8 @@ authentication, because the simulator is meant to listen on loopback. Request an
 bodies are JSON. Errors are ``{"error": "message"}`` with status 400 or 404.
 
 =========================================  ==========================================================
-``GET /_simulator/health``                 ``{"status": "ok"}``
+``GET /_simulator/health``                 ``{"status": "ok", "tenants": N}``, plus ``"smtp": "host:port"``
+                                           while the SMTP front door runs
 ``POST /_simulator/seed[?replace=true]``   add the seed's tenants (and app, settings); returns their ids
 ``GET /_simulator/tenants``                tenant summaries
 ``GET /_simulator/tenants/{tenant}``       the tenant's full document (id or initial domain in the path)
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict
 from typing import Any, Awaitable, Callable
 
@@ -37,8 +37,10 @@ from starlette.routing import Route
 
 from tenanttls.clock import OffsetClock
 from tenanttls.errors import InvalidInput, NotFoundError
+from tenanttls.simulator.display import quoted
 from tenanttls.simulator.seed import apply_seed, parse_app_roles
 from tenanttls.simulator.services import Services, services_of
+from tenanttls.simulator.settings import LATEST_CLOCK_TIME, MAX_SECONDS
 from tenanttls.simulator.tenants import iso, parse_iso
 
 logger = logging.getLogger(__name__)
@@ -103,7 +105,10 @@ def _tenant_id(request: Request, services: Services) -> str:
 
 
 async def health(request: Request, services: Services) -> Any:
-    return {"status": "ok", "tenants": len(services.state.tenant_ids())}
+    body: dict[str, Any] = {"status": "ok", "tenants": len(services.state.tenant_ids())}
+    if services.smtp_address is not None:
+        body["smtp"] = services.smtp_address
+    return body
 
 
 async def seed(request: Request, services: Services) -> Any:
@@ -227,9 +232,14 @@ async def get_clock(request: Request, services: Services) -> Any:
 
 async def advance_clock(request: Request, services: Services) -> Any:
     body = _object_body(await _json_body(request), "the clock advance")
-    seconds = body.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
-        raise InspectionError(400, "'seconds' must be a number of zero or more; the clock only moves forward")
+    seconds = _advance_seconds(body)
+    now = services.clock.now()
+    if seconds > (LATEST_CLOCK_TIME - now).total_seconds():
+        raise InspectionError(
+            400,
+            f"advancing the clock by {quoted(seconds)} seconds would pass {iso(LATEST_CLOCK_TIME)}, the latest time "
+            f"the simulator supports; the clock is at {iso(now)}",
+        )
 
     advance = getattr(services.clock, "advance", None)
     if advance is None:
@@ -241,6 +251,22 @@ async def advance_clock(request: Request, services: Services) -> Any:
         services.state.record("advance-clock", {"seconds": seconds})
     logger.info("simulator clock advanced: seconds=%s now=%s", seconds, iso(services.clock.now()))
     return await get_clock(request, services)
+
+
+def _advance_seconds(body: dict[str, Any]) -> float:
+    if "seconds" not in body:
+        raise InspectionError(400, 'missing \'seconds\': send {"seconds": N}, the number of seconds to move the clock forward')
+
+    seconds = body["seconds"]
+    valid = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    # NaN and infinity fail the range check; a huge JSON integer is compared without converting it to float.
+    if not valid or not 0 <= seconds <= MAX_SECONDS:
+        raise InspectionError(
+            400,
+            f"invalid 'seconds' {quoted(seconds)}: expected a number from 0 to {MAX_SECONDS} (100 years); "
+            "the clock only moves forward",
+        )
+    return float(seconds)
 
 
 async def mail_view(request: Request, services: Services) -> Any:

@@ -33,6 +33,7 @@ from tenanttls.simulator.dnslookup import parse_nameserver
 from tenanttls.simulator.faults import CallCounter, RequestGuard
 from tenanttls.simulator.seed import apply_seed, read_seed
 from tenanttls.simulator.services import Services
+from tenanttls.simulator.settings import LATEST_CLOCK_TIME
 from tenanttls.simulator.state import SimulatorState
 from tenanttls.simulator.tls import ensure_tls_files
 from tenanttls.simulator.tokens import TokenIssuer
@@ -150,8 +151,16 @@ class Simulator:
         self.state = SimulatorState(self.data_dir / "state.sqlite3", clock)
         offset = self.state.clock_offset_seconds
         if self._given_clock is None and offset > 0:
-            # Resume the time the simulator had reached, so delays already passed stay passed.
-            clock.advance(offset)  # type: ignore[attr-defined]
+            if offset > (LATEST_CLOCK_TIME - clock.now()).total_seconds():
+                # Only a data folder written before the clock limit existed can hold such an offset.
+                logger.warning(
+                    "simulator clock offset dropped: offset_seconds=%s latest=%s reason=beyond the latest supported time",
+                    offset, LATEST_CLOCK_TIME.isoformat(),
+                )
+                self.state.set_clock_offset_seconds(0.0)
+            else:
+                # Resume the time the simulator had reached, so delays already passed stay passed.
+                clock.advance(offset)  # type: ignore[attr-defined]
         self.clock = clock
         return clock
 

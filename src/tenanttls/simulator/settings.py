@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import copy
 import math
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from tenanttls.domain.durations import parse_duration
 from tenanttls.errors import InvalidInput
+from tenanttls.simulator.display import quoted
 
 SURFACES = ("identity", "graph", "exchange")
+
+# The maximum delay, fault wait or clock advance: 100 years of 365 days. The clock
+# never passes LATEST_CLOCK_TIME, so a time plus such a duration stays below datetime's year 9999.
+MAX_SECONDS = 100 * 365 * 86400
+LATEST_CLOCK_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 DEFAULT_DELAYS: dict[str, float] = {
     # Time from a successful Graph verify until Get-AcceptedDomain lists the domain.
@@ -60,17 +67,21 @@ def default_settings() -> dict[str, Any]:
 
 def _seconds(key: str, value: Any) -> float:
     if isinstance(value, bool):
-        raise InvalidInput(f"invalid {key} {value!r}: expected a number of seconds or a duration like '15m'")
+        raise InvalidInput(f"invalid {key} {quoted(value)}: expected a number of seconds or a duration like \"15m\"")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = value
     elif isinstance(value, str):
-        seconds = parse_duration(value).total_seconds()
+        try:
+            seconds = parse_duration(value).total_seconds()
+        except OverflowError:
+            seconds = math.inf
     else:
-        raise InvalidInput(f"invalid {key} {value!r}: expected a number of seconds or a duration like '15m'")
+        raise InvalidInput(f"invalid {key} {quoted(value)}: expected a number of seconds or a duration like \"15m\"")
 
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidInput(f"invalid {key} {value!r}: expected zero or more seconds")
-    return seconds
+    # Compared before any float() conversion, which fails on a JSON integer beyond float's range.
+    if (isinstance(seconds, float) and math.isnan(seconds)) or not 0 <= seconds <= MAX_SECONDS:
+        raise InvalidInput(f"invalid {key} {quoted(value)}: expected seconds from 0 to {MAX_SECONDS} (100 years)")
+    return float(seconds)
 
 
 def _rate(key: str, value: Any) -> float:
