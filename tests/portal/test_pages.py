@@ -181,10 +181,41 @@ def test_checks_panel_green_during_grace(portal):
 
     checks = client.get(f"/api/tenants/{TENANT_A}/checks").json()["checks"]
     verdicts = {check["key"]: check["passed"] for check in checks}
-    assert verdicts == {"token": True, "consent": True, "domain": True, "connectors": True, "certificate": True, "return_host": True}
+    assert verdicts == {
+        "token": True, "consent": True, "domain": True, "connectors": True, "drift": None, "certificate": True, "return_host": True,
+    }
 
     page = client.get(f"/tenants/{TENANT_A}/checks")
     assert page.text.count('class="check pass"') == 6
+
+
+def test_checks_panel_shows_drift(portal):
+    from tenanttls.audit.drift import check_tenant
+
+    client = portal.signed_in(ADMIN_A)
+    _grant_consent(portal, client)
+    _start_upgrade(portal, client)
+    portal.harness.run_until(TENANT_A, "completed")
+    context = portal.harness.context
+
+    clean = client.get(f"/api/tenants/{TENANT_A}/checks").json()["checks"]
+    assert {check["key"]: check["passed"] for check in clean}["drift"] is True
+
+    context.exchange.set_inbound_connector(TENANT_A, "CrosswareInboundConnector", {"RequireTls": False})
+    check_tenant(context, TENANT_A)
+    drifted = {check["key"]: check for check in client.get(f"/api/tenants/{TENANT_A}/checks").json()["checks"]}["drift"]
+    page = client.get(f"/tenants/{TENANT_A}/checks")
+
+    assert drifted["passed"] is False
+    assert "connector CrosswareInboundConnector: RequireTls is $false, expected $true" in drifted["detail"]
+    assert f"tenanttls drift {TENANT_A} --repair" in drifted["fix"]
+    assert 'class="check fail" data-check="drift"' in page.text
+
+    check_tenant(context, TENANT_A, repair=True)
+    repaired = {check["key"]: check for check in client.get(f"/api/tenants/{TENANT_A}/checks").json()["checks"]}["drift"]
+
+    assert repaired["passed"] is True
+    assert "repaired" in repaired["detail"]
 
 
 def test_checks_panel_red_before_consent(portal):

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
+from tenanttls.audit.drift import DRIFT_PARTIALLY_REPAIRED, DRIFT_REPAIRED, DriftItem, is_open, latest_drift
 from tenanttls.clock import Clock
 from tenanttls.domain.exchange import InboundConnector
 from tenanttls.errors import ConsentRequired, MicrosoftApiError, NotFound, PermissionDenied, TenantTlsError
 from tenanttls.migration.planner import backup_name, is_ours
 from tenanttls.migration.states import FORWARD, UpgradeState
+from tenanttls.store.audit import AuditEvent
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class CheckRunner:
             results.append(CheckResult("domain", "Accepted domain present and verified", None, "Needs the permissions first."))
             results.append(CheckResult("connectors", "Connectors as expected", None, "Needs the permissions first."))
 
+        results.append(self.check_drift(subject))
         results.append(self.check_certificate(subject))
         results.append(self.check_return_host(subject))
         return results
@@ -194,6 +197,32 @@ class CheckRunner:
                 "Do not change the connectors by hand during the upgrade; roll back, or contact support.",
             )
         return CheckResult("connectors", title, True, describe_connectors(connectors))
+
+    # -- drift, from the store --------------------------------------------------------------
+
+    def check_drift(self, subject: CheckSubject) -> CheckResult:
+        """Show the latest recorded drift check of a completed tenant; it reads the store, not Microsoft."""
+        title = "Configuration matches what tenanttls set up"
+        if subject.state != UpgradeState.COMPLETED.value:
+            return CheckResult("drift", title, None, "Checked once the upgrade is completed.")
+
+        event = latest_drift(self._clients, subject.tenant_id)
+        if event is None:
+            return CheckResult("drift", title, True, "No drift has been recorded since the upgrade completed.")
+        when = event.at.isoformat(sep=" ", timespec="minutes")
+        if not is_open(event):
+            how = "repaired" if event.action == DRIFT_REPAIRED else "found to match again"
+            return CheckResult("drift", title, True, f"The connector, the domain and our servers were {how} at {when}.")
+
+        fields = drifted_fields(event)
+        detail = f"At {when} the setup differed from what tenanttls set up: {'; '.join(fields) or 'see the audit trail'}."
+        if event.action == DRIFT_PARTIALLY_REPAIRED:
+            detail += " A repair ran but did not finish."
+        return CheckResult(
+            "drift", title, False, detail,
+            f"The provider repairs it with 'tenanttls drift {subject.tenant_id} --repair'. Do not change the "
+            "connector or the domain by hand; contact support if this stays red.",
+        )
 
     # -- certificate and return path --------------------------------------------------------
 
@@ -292,3 +321,16 @@ def describe_connectors(connectors: list[InboundConnector]) -> str:
         for connector in connectors
     ]
     return "Found: " + "; ".join(parts) + "."
+
+
+def drifted_fields(event: AuditEvent) -> list[str]:
+    """Return the drift items of an open drift event in words: what remains, else what was found."""
+    items = event.after or event.before
+    if not isinstance(items, list):
+        return []
+    described = []
+    for item in items:
+        if isinstance(item, dict):
+            values = {key: tuple(value) if isinstance(value, list) else value for key, value in item.items()}
+            described.append(DriftItem(**values).describe())
+    return described
