@@ -140,3 +140,10 @@ def test_operator_sees_every_tenant(portal):
     assert client.get(f"/operator/tenants/{TENANT_B}").status_code == 200
     rows = client.get("/api/operator/tenants").json()["tenants"]
     assert [row["tenant_id"] for row in rows] == [TENANT_A, TENANT_B]
+
+
+def test_operator_page_offers_operator_sign_in(portal, tenant_a_admin):
+    page = tenant_a_admin.get("/operator")
+    assert page.status_code == 403
+    assert "you are signed in as adele@tenanta.onmicrosoft.com" in page.text
+    assert 'id="error-action" href="/operator/sign-in?next=/operator"' in page.text

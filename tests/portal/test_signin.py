@@ -156,3 +156,27 @@ def test_sign_out_ends_session(portal):
     answer = client.post("/sign-out", data={"csrf_token": token})
     assert answer.status_code == 303
     assert client.get("/api/me").status_code == 401
+
+
+def test_signed_out_operator_page_redirects(portal):
+    client = portal.client()
+    fleet = client.get("/operator", params={"state": "grace"})
+    tenant = client.get(f"/operator/tenants/{TENANT_A}")
+
+    assert fleet.status_code == 303
+    assert fleet.headers["location"] == "/operator/sign-in?next=/operator%3Fstate%3Dgrace"
+    assert tenant.headers["location"] == f"/operator/sign-in?next=/operator/tenants/{TENANT_A}"
+
+
+def test_operator_lands_on_requested_page(portal):
+    client = portal.client()
+    httpx.post(
+        f"{portal.simulator.base_url}/_simulator/signin/select", json={"user": OPERATOR, "tenant": PROVIDER_TENANT},
+        verify=str(portal.simulator.ca_path),
+    )
+    start = client.get(client.get(f"/operator/tenants/{TENANT_A}").headers["location"])
+    assert urlsplit(start.headers["location"]).path == f"/{PROVIDER_TENANT}/oauth2/v2.0/authorize"
+
+    callback = client.get(client.get(start.headers["location"]).headers["location"])
+    assert callback.headers["location"] == f"/operator/tenants/{TENANT_A}"
+    assert client.get(callback.headers["location"]).status_code == 200

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 from fastapi import HTTPException, Request
 
@@ -22,6 +23,19 @@ from tenanttls.portal.oidc import Principal
 
 class SignInRequired(Exception):
     """The request needs a signed-in user: pages redirect to the sign-in, and the API returns 401."""
+
+
+class PageError(HTTPException):
+    """An HTTP error whose page offers the way on.
+
+    `title` replaces the heading chosen by status, and `link` is an ``(href, text)`` pair
+    shown as a button. The JSON API returns only `detail`.
+    """
+
+    def __init__(self, status_code: int, detail: str, *, title: str | None = None, link: tuple[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=detail)
+        self.title = title
+        self.link = link
 
 
 def current_principal(request: Request) -> Principal | None:
@@ -50,7 +64,12 @@ def require_operator(request: Request) -> Principal:
     """Return the signed-in operator; raise 403 for anyone else."""
     principal = require_principal(request)
     if not principal.is_operator:
-        raise HTTPException(status_code=403, detail="This page is for the provider's operators.")
+        raise PageError(
+            403,
+            f"This page is for the provider's operators, and you are signed in as {principal.upn or 'a customer'}. "
+            "Operators sign in with their account in the provider's tenant.",
+            link=(f"/operator/sign-in?next={quote(request.url.path, safe='/')}", "Operator sign-in"),
+        )
     return principal
 
 

@@ -97,11 +97,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def sign_in_required(request: Request, _error: SignInRequired) -> Response:
         if _is_api(request) or request.method != "GET":
             return JSONResponse({"detail": "Sign in first."}, status_code=401)
-        return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
+        return RedirectResponse(sign_in_path(request), status_code=303)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
-        return _error_response(request, error.status_code, str(error.detail))
+        return _error_response(
+            request, error.status_code, str(error.detail), title=getattr(error, "title", None), link=getattr(error, "link", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
@@ -117,10 +119,22 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error_response(request, 500, "The request failed on the server; try again, or contact support.")
 
 
-def _error_response(request: Request, status: int, message: str) -> Response:
+def sign_in_path(request: Request) -> str:
+    """Return the sign-in that fits the page requested: operators' pages start the operator sign-in.
+
+    The page, with its query string, is passed on as ``next`` so the user lands on it afterwards.
+    """
+    page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    start = "/operator/sign-in" if request.url.path.startswith("/operator") else "/sign-in"
+    return f"{start}?next={quote(page, safe='/')}"
+
+
+def _error_response(
+    request: Request, status: int, message: str, *, title: str | None = None, link: tuple[str, str] | None = None
+) -> Response:
     if _is_api(request):
         return JSONResponse({"detail": message}, status_code=status)
-    return render(request, "error.html", status_code=status, status=status, message=message)
+    return render(request, "error.html", status_code=status, status=status, message=message, title=title, link=link)
 
 
 class RequestLogMiddleware:
