@@ -80,6 +80,9 @@ def test_show_json_by_initial_domain(data, environment):
     assert len(details["label"]) == 26
     assert details["days_left"] == 89
     assert details["backend"] == "local-ca"
+    assert details["warnings"] == [
+        "local-ca certificates are for the demo and tests only; Exchange Online does not trust them"
+    ]
 
 
 def test_show_tenant_not_in_store(data, environment):
@@ -180,11 +183,13 @@ def test_renew_skips_released_identity(tmp_path, environment):
 
     planned = tenanttls("identity", "renew", "--dry-run", "--data", str(data), env=environment)
     renewed = tenanttls("identity", "renew", "--json", "--data", str(data), env=environment)
+    shown = tenanttls("identity", "show", TENANT, "--json", "--data", str(data), env=environment)
 
     assert "due for renewal: 0" in planned.stdout
     assert f"not renewed, identity released: 1\n  {name} tenant={TENANT}" in planned.stdout
     assert json.loads(renewed.stdout)["renewed"] == []
     assert json.loads(renewed.stdout)["released"][0]["tenant_id"] == TENANT
+    assert "the identity is released (the tenant left)" in json.loads(shown.stdout)["warnings"][1]
 
 
 def test_data_folder_config_file_read(tmp_path, environment):

@@ -72,14 +72,15 @@ def show(
         store.close()
 
     details = _details(identity, certificate, SystemClock().now())
+    warnings = _warnings(identity, certificate)
     if as_json:
-        typer.echo(json.dumps(details, indent=2))
+        typer.echo(json.dumps({**details, "warnings": warnings}, indent=2))
         return
 
     for key, value in details.items():
         typer.echo(f"{key.replace('_', ' ')}: {'-' if value is None else value}")
-    if certificate is not None and certificate.backend == "local-ca":
-        typer.echo(f"note: {_LOCAL_CA_NOTE}", err=True)
+    for warning in warnings:
+        typer.echo(f"note: {warning}", err=True)
 
 
 def renew(
@@ -285,6 +286,16 @@ def _details(identity, certificate, now: datetime) -> dict[str, Any]:
         details["days_left"] = (certificate.not_after - now).days
         details["backend"] = certificate.backend
     return details
+
+
+def _warnings(identity, certificate) -> list[str]:
+    """Return what the operator should know about the identity beyond its fields."""
+    warnings = []
+    if certificate is not None and certificate.backend == "local-ca":
+        warnings.append(_LOCAL_CA_NOTE)
+    if identity.released_at is not None:
+        warnings.append("the identity is released (the tenant left), so its certificate is not renewed")
+    return warnings
 
 
 def _report_json(report, dry_run: bool) -> dict[str, Any]:
