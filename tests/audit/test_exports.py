@@ -210,6 +210,60 @@ def test_format_list_record_missing_fields(exports_dir, tmp_path):
     assert error.line == text[:second].count("\n") + 3
 
 
+def _list_objects(exports_dir) -> list[list[str]]:
+    """Return the lines of each object of the Format-List connector fixture."""
+    text = read_text(exports_dir / "contoso-ip-connectors.txt")
+    return [block.split("\n") for block in text.strip("\n").split("\n\n")]
+
+
+def _write_objects(path: Path, objects: list[list[str]]) -> Path:
+    path.write_text("\n\n" + "\n\n".join("\n".join(lines) for lines in objects) + "\n\n\n", encoding="utf-8")
+    return path
+
+
+def test_format_list_object_cut_off(exports_dir, tmp_path):
+    first, second = _list_objects(exports_dir)
+    third = [line.replace("NorthwindInboundConnector", "Third") for line in first]
+    fourth = [line.replace("Contoso Scanner", "Fourth") for line in second]
+    path = _write_objects(tmp_path / "cut.txt", [first, second, third[:-15], fourth][:3])
+    last_line = read_text(path).rstrip("\n").count("\n") + 1
+
+    error = _error(path)
+
+    assert f"{path}:{last_line}: the object that starts on line" in str(error)
+    assert "without IsValid, ObjectState" in str(error)
+    assert "cut off" in str(error)
+    assert error.line == last_line
+
+
+def test_format_list_single_object_cut_off(exports_dir, tmp_path):
+    first, _ = _list_objects(exports_dir)
+    path = _write_objects(tmp_path / "cut.txt", [first[:-3]])
+
+    error = _error(path)
+
+    assert "without IsValid, ObjectState" in str(error)
+
+
+def test_format_list_object_lacks_field(exports_dir, tmp_path):
+    first, second = _list_objects(exports_dir)
+    edited = [line for line in second if not line.startswith("EFUsers")]
+    path = _write_objects(tmp_path / "edited.txt", [first, edited])
+
+    error = _error(path)
+
+    assert "lacks EFUsers, which every other object in the file has" in str(error)
+    assert error.line == len(first) + 4
+    assert error.field == "EFUsers"
+
+
+def test_format_list_complete_objects_read(exports_dir, tmp_path):
+    first, second = _list_objects(exports_dir)
+    path = _write_objects(tmp_path / "whole.txt", [first, second])
+
+    assert len(read_export(path).connectors) == 2
+
+
 def test_other_tenant(exports_dir):
     with pytest.raises(ExportError) as caught:
         read_export_set([exports_dir / "contoso-legacy-connectors.json", exports_dir / "fabrikam-accepted-domains.json"])

@@ -22,6 +22,7 @@ from tenanttls.audit.fields import (
     ACCEPTED_DOMAIN_FIELDS,
     CONNECTOR_FIELDS,
     DATE,
+    FORMAT_LIST_LAST_FIELDS,
     REQUIRED_ACCEPTED_DOMAIN_FIELDS,
     REQUIRED_CONNECTOR_FIELDS,
     FieldContext,
@@ -113,6 +114,10 @@ def read_export(
     kind = _detect_kind(raw_records, name)
     catalogue = CONNECTOR_FIELDS if kind is ExportKind.CONNECTORS else ACCEPTED_DOMAIN_FIELDS
     unknown = _unknown_fields(raw_records, catalogue, name, allow_unknown_fields)
+    for raw in raw_records:
+        _require_fields(raw, kind, name)
+    if not from_json:
+        _reject_incomplete_objects(raw_records, kind, name)
 
     notes: list[str] = []
     order = date_order or _file_date_order(raw_records, catalogue, from_json, name, notes)
@@ -187,9 +192,7 @@ def _file_date_order(
     return order or DateOrder.DAY_FIRST
 
 
-def _type_record(
-    raw: RawRecord, kind: ExportKind, catalogue: dict[str, str], path: str, order: DateOrder, from_json: bool
-) -> ExportRecord:
+def _require_fields(raw: RawRecord, kind: ExportKind, path: str) -> None:
     required = REQUIRED_CONNECTOR_FIELDS if kind is ExportKind.CONNECTORS else REQUIRED_ACCEPTED_DOMAIN_FIELDS
     missing = [name for name in required if name not in raw.values]
     if missing:
@@ -201,6 +204,46 @@ def _type_record(
             field=missing[0],
         )
 
+
+def _reject_incomplete_objects(records: list[RawRecord], kind: ExportKind, path: str) -> None:
+    """Raise `ExportError` for a Format-List object that was cut off or lost fields.
+
+    Format-List writes every property of an object, an empty one as ``Name :``, so the
+    objects of one cmdlet in one file have the same fields. Exchange configuration
+    objects end with IsValid and ObjectState, so an object without them stops early.
+    """
+    for record in records:
+        missing = [name for name in FORMAT_LIST_LAST_FIELDS if name not in record.values]
+        if missing:
+            end = max(record.field_lines.values(), default=record.line)
+            raise ExportError(
+                f"{path}:{end}: the object that starts on line {record.line} stops here without "
+                f"{', '.join(missing)}, which Format-List writes at the end of every {kind.value} object; "
+                "the file looks cut off, so export it again",
+                path=path,
+                line=end,
+                field=missing[0],
+            )
+
+    for index, record in enumerate(records):
+        others = [set(other.values) for position, other in enumerate(records) if position != index]
+        if not others:
+            return
+        missing = sorted(set.intersection(*others) - set(record.values))
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ExportError(
+                f"{path}:{record.line}: the object that starts here lacks {shown}, which every other object "
+                "in the file has; the file looks cut off or edited, so export it again",
+                path=path,
+                line=record.line,
+                field=missing[0],
+            )
+
+
+def _type_record(
+    raw: RawRecord, kind: ExportKind, catalogue: dict[str, str], path: str, order: DateOrder, from_json: bool
+) -> ExportRecord:
     values = {}
     for key, value in raw.values.items():
         context = FieldContext(path, raw.line_of(key), key, order)

@@ -117,6 +117,12 @@ REQUIRED_CONNECTOR_FIELDS = (
 )
 REQUIRED_ACCEPTED_DOMAIN_FIELDS = ("DomainName", "DomainType")
 
+# The last properties that Format-List writes for every Exchange configuration object,
+# connectors and accepted domains alike; an object without them was cut off.
+# NOTE: taken from published Format-List output of both cmdlets (EvotecIT/PSWinDocumentation.O365);
+# an Exchange Online version that dropped these properties would fail every Format-List export.
+FORMAT_LIST_LAST_FIELDS = ("IsValid", "ObjectState")
+
 # What ConvertTo-Json writes for an object nested deeper than -Depth: its .NET type name.
 _TYPE_NAME = re.compile(r"^(System|Microsoft)\.[A-Za-z0-9_.`\[\], ]+$")
 
