@@ -69,3 +69,23 @@ def test_audit_bad_file_exit_two(exports_dir, tmp_path):
     assert completed.returncode == 2
     assert f"{broken}:1" in completed.stderr
     assert completed.stdout == ""
+
+
+def test_audit_tenant_guid_rejected(exports_dir):
+    result = _run("--tenant", "72f988bf-86f1-41af-91ab-2d7cd011db47", exports_dir / "contoso-legacy-connectors.json")
+
+    assert "is a tenant id" in str(result.exception)
+    assert "--tenant NAME.onmicrosoft.com" in str(result.exception)
+    assert "Tenant:" not in result.output
+
+
+def test_audit_tenant_other_domain_rejected(exports_dir):
+    result = _run("--tenant", "contoso.com", exports_dir / "contoso-legacy-connectors.json")
+
+    assert "invalid --tenant 'contoso.com'" in str(result.exception)
+
+
+def test_audit_tenant_domain_checked(exports_dir):
+    result = _run("--tenant", "Fabrikam.onmicrosoft.com", exports_dir / "contoso-legacy-connectors.json")
+
+    assert "the objects belong to contoso.onmicrosoft.com, but --tenant names fabrikam.onmicrosoft.com" in str(result.exception)

@@ -190,7 +190,7 @@ def _api_observer(settings: Settings):  # type: ignore[no-untyped-def]
 
 def audit(
     files: list[Path] = typer.Argument(..., help="Export files of one tenant: Get-InboundConnector and Get-AcceptedDomain output."),
-    tenant: Optional[str] = typer.Option(None, "--tenant", help="The tenant's initial domain (NAME.onmicrosoft.com) every file must belong to."),
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="The tenant's initial domain (NAME.onmicrosoft.com) every file must belong to; a tenant id (GUID) is rejected because exports do not contain it."),
     date_order: Optional[str] = typer.Option(None, "--date-order", metavar="dmy|mdy", help="How to read a/b/yyyy dates in Format-List text, when the file leaves it open."),
     allow_unknown_fields: bool = typer.Option(False, "--allow-unknown-fields", help="List fields neither cmdlet returns instead of rejecting the file."),
     config: Optional[Path] = CONFIG_OPTION,
@@ -221,7 +221,8 @@ def audit(
         order = orders[date_order]
 
     settings = load_settings(config)
-    exports = read_export_set(files, tenant=tenant, date_order=order, allow_unknown_fields=allow_unknown_fields)
+    tenant_domain = _tenant_domain(tenant) if tenant is not None else None
+    exports = read_export_set(files, tenant=tenant_domain, date_order=order, allow_unknown_fields=allow_unknown_fields)
     report = audit_exports(exports, ProviderProfile.from_settings(settings))
     if as_json:
         typer.echo(report_to_json(report))
@@ -229,6 +230,21 @@ def audit(
         typer.echo(report_to_text(report), nl=False)
     if report.worst is Severity.ERROR:
         raise typer.Exit(1)
+
+
+def _tenant_domain(value: str) -> str:
+    """Return the --tenant value lower-cased, or raise `InvalidInput` unless it is NAME.onmicrosoft.com."""
+    from tenanttls.domain.names import is_guid
+
+    text = value.strip().lower()
+    if is_guid(text):
+        raise InvalidInput(
+            f"--tenant {value!r} is a tenant id, but the exports name their tenant only by its initial domain; "
+            "use --tenant NAME.onmicrosoft.com"
+        )
+    if not text.endswith(".onmicrosoft.com") or text == ".onmicrosoft.com":
+        raise InvalidInput(f"invalid --tenant {value!r}: expected the tenant's initial domain, NAME.onmicrosoft.com")
+    return text
 
 
 def drift(
