@@ -89,3 +89,18 @@ def test_audit_tenant_domain_checked(exports_dir):
     result = _run("--tenant", "Fabrikam.onmicrosoft.com", exports_dir / "contoso-legacy-connectors.json")
 
     assert "the objects belong to contoso.onmicrosoft.com, but --tenant names fabrikam.onmicrosoft.com" in str(result.exception)
+
+
+def test_audit_domains_only_not_checked(exports_dir):
+    result = _run(exports_dir / "contoso-accepted-domains.json")
+
+    assert "Provider's connector: not checked (no connector export)" in result.output
+    assert "Null-sender mail attributed: not checked (no connector export)" in result.output
+
+
+def test_audit_domains_only_json(exports_dir):
+    document = json.loads(_run("--json", exports_dir / "contoso-accepted-domains.json").output)
+
+    assert document["connectors_checked"] is False
+    assert document["null_sender_attributed"] is None
+    assert document["provider_connector"] is None

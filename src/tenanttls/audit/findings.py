@@ -80,7 +80,9 @@ class AuditReport:
     """The result of auditing one tenant's exports.
 
     `complete` is False when a kind of export was missing, so some checks could not run;
-    the findings then include one that names the missing export.
+    the findings then include one that names the missing export. `connectors_checked`
+    is False without a Get-InboundConnector export: `provider_connector` and
+    `null_sender_attributed` are then None because they were not checked.
     """
 
     tenant: str | None
@@ -92,6 +94,7 @@ class AuditReport:
     notes: tuple[str, ...] = ()
     complete: bool = True
     unknown_fields: tuple[str, ...] = field(default=())
+    connectors_checked: bool = True
 
     @property
     def worst(self) -> Severity | None:
@@ -122,8 +125,9 @@ def audit_exports(exports: ExportSet, profile: ProviderProfile) -> AuditReport:
         findings += _connector_findings(connector, connector is provider, profile, domains)
 
     findings += _name_findings(connectors, domains or [], provider, profile)
-    attributed, reason = _null_sender_attributed(provider, domains)
+    attributed = None
     if exports.has_connectors:
+        attributed, reason = _null_sender_attributed(provider, domains)
         findings.append(_null_sender_finding(provider, attributed, reason, profile))
 
     findings.sort(key=lambda f: (-f.severity, f.subject.lower(), f.code))
@@ -137,6 +141,7 @@ def audit_exports(exports: ExportSet, profile: ProviderProfile) -> AuditReport:
         notes=tuple(exports.notes),
         complete=exports.has_connectors and exports.has_accepted_domains,
         unknown_fields=tuple(f"{e.path}:{line}: {name}" for e in exports.exports for name, line in e.unknown_fields),
+        connectors_checked=exports.has_connectors,
     )
 
 

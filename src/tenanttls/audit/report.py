@@ -13,6 +13,7 @@ def report_to_dict(report: AuditReport) -> dict[str, Any]:
     return {
         "tenant": report.tenant,
         "complete": report.complete,
+        "connectors_checked": report.connectors_checked,
         "files": list(report.files),
         "provider_connector": report.provider_connector,
         "matched_by": report.matched_by,
@@ -40,13 +41,17 @@ def report_to_json(report: AuditReport) -> str:
 
 def report_to_text(report: AuditReport) -> str:
     """Return the report as text: a summary, then one block per finding, worst first."""
-    attributed = {True: "yes", False: "no", None: "unknown (no Get-AcceptedDomain export)"}
+    not_checked = "not checked (no connector export)"
+    if report.connectors_checked:
+        provider = (report.provider_connector or "not found") + (f" (matches on {report.matched_by})" if report.matched_by else "")
+        attributed = {True: "yes", False: "no", None: "unknown (no Get-AcceptedDomain export)"}[report.null_sender_attributed]
+    else:
+        provider = attributed = not_checked
     lines = [
         f"Tenant: {report.tenant or 'unknown (the exports do not name it)'}",
         f"Files: {', '.join(str(f['path']) for f in report.files)}",
-        f"Provider's connector: {report.provider_connector or 'not found'}"
-        + (f" (matches on {report.matched_by})" if report.matched_by else ""),
-        f"Null-sender mail attributed: {attributed[report.null_sender_attributed]}",
+        f"Provider's connector: {provider}",
+        f"Null-sender mail attributed: {attributed}",
     ]
     if not report.complete:
         lines.append("Report incomplete: some checks did not run (see the findings about missing exports).")
