@@ -75,8 +75,11 @@ def test_callback_with_wrong_state_rejected(portal):
     forged = re.sub(r"state=[^&]+", "state=forged", authorize.headers["location"])
 
     answer = client.get(forged)
-    assert answer.status_code == 400
-    assert "state mismatch" in answer.text
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/sign-in/failed"
+    page = client.get(answer.headers["location"])
+    assert page.status_code == 400
+    assert "state mismatch" in page.text
     assert client.get("/api/me").status_code == 401
 
 
@@ -89,8 +92,10 @@ def test_callback_replay_rejected(portal):
     assert client.get(callback_url).status_code == 303
 
     replay = client.get(callback_url)
-    assert replay.status_code == 400
-    assert "out of date or was already used" in replay.text
+    assert replay.headers["location"] == "/sign-in/failed"
+    page = client.get(replay.headers["location"])
+    assert page.status_code == 400
+    assert "out of date or was already used" in page.text
 
 
 def test_callback_from_other_browser_rejected(portal):
@@ -101,7 +106,8 @@ def test_callback_from_other_browser_rejected(portal):
 
     attacker = portal.client()
     answer = attacker.get(callback_url)
-    assert answer.status_code == 400
+    assert answer.headers["location"] == "/sign-in/failed"
+    assert attacker.get(answer.headers["location"]).status_code == 400
     assert attacker.get("/api/me").status_code == 401
 
 
@@ -110,8 +116,9 @@ def test_cancelled_sign_in_shows_reason(portal):
     start = client.get("/sign-in")
     query = parse_qs(urlsplit(start.headers["location"]).query)
     denied = client.get("/auth/callback", params={"error": "access_denied", "error_description": "AADSTS65004: User declined.", "state": query["state"][0]})
-    assert denied.status_code == 400
-    assert "AADSTS65004: User declined." in denied.text
+    page = client.get(denied.headers["location"])
+    assert page.status_code == 400
+    assert "AADSTS65004: User declined." in page.text
 
 
 def test_reader_is_read_only(portal):
@@ -137,9 +144,15 @@ def test_operator_sign_in_lands_on_fleet(portal):
 def test_operator_sign_in_needs_app_role(portal):
     client = portal.client()
     answer = portal.sign_in(client, STAFF, operator=True)
-    assert answer.status_code == 403
-    assert "Portal.Operator" in answer.text
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/sign-in/failed"
+
+    page = client.get(answer.headers["location"])
+    assert page.status_code == 403
+    assert "Portal.Operator" in page.text
+    assert 'id="error-action" href="/operator/sign-in"' in page.text
     assert client.get("/api/me").status_code == 401
+    assert client.get(answer.headers["location"]).headers["location"] == "/"  # shown once
 
 
 def test_operator_sign_in_asks_provider_tenant(portal):

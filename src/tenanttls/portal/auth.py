@@ -32,6 +32,9 @@ router = APIRouter(include_in_schema=False)
 PENDING_LIFETIME = 15 * 60
 # Authorization codes of the Microsoft identity platform are far shorter; this only bounds input.
 MAX_CODE_LENGTH = 4096
+# The page a failed sign-in ends on, and the session key that carries its message there.
+SIGN_IN_FAILED_PATH = "/sign-in/failed"
+SIGN_IN_ERROR = "sign_in_error"
 
 
 def _home(principal: Principal) -> str:
@@ -88,11 +91,32 @@ def _take_pending(request: Request, key: str, state: str | None) -> dict[str, An
 
 @router.get("/auth/callback")
 async def sign_in_callback(request: Request):
+    """Finish the sign-in; on any failure, redirect to `/sign-in/failed`.
+
+    The redirect takes the code and state out of the address bar, so a reload or a
+    bookmark never replays them, and the error page has a clean URL.
+    """
+    kind = str((request.session.get("oidc") or {}).get("kind", "tenant"))
+    try:
+        principal, next_path = await _complete_sign_in(request)
+    except HTTPException as error:
+        request.session[SIGN_IN_ERROR] = {"status": error.status_code, "message": str(error.detail), "kind": kind}
+        return RedirectResponse(SIGN_IN_FAILED_PATH, status_code=303)
+
+    request.session.clear()
+    request.session["user"] = principal.to_session()
+    csrf_token(request.session)
+    logger.info("signed in: kind=%s tenant=%s user=%s", principal.kind, principal.tenant_id, principal.oid)
+    return RedirectResponse(next_path or _home(principal), status_code=303)
+
+
+async def _complete_sign_in(request: Request) -> tuple[Principal, str]:
+    """Return the signed-in principal and the page to go to; raise HTTPException when the sign-in failed."""
     params = request.query_params
     pending = _take_pending(request, "oidc", params.get("state"))
     if params.get("error"):
         description = _first_line(params.get("error_description") or params["error"])
-        return render(request, "error.html", status_code=400, status=400, message=f"The sign-in did not complete: {description}")
+        raise HTTPException(status_code=400, detail=f"The sign-in did not complete: {description}")
 
     code = params.get("code", "")
     if not code or len(code) > MAX_CODE_LENGTH:
@@ -104,14 +128,23 @@ async def sign_in_callback(request: Request):
         claims = await run_in_threadpool(context.oidc.validate_id_token, id_token, nonce=pending["nonce"])
     except SignInFailed as error:
         logger.warning("sign-in failed: kind=%s error=%s", pending["kind"], error)
-        return render(request, "error.html", status_code=400, status=400, message=f"The sign-in failed: {error}")
+        raise HTTPException(status_code=400, detail=f"The sign-in failed: {error}") from error
 
-    principal = _principal(context.config, pending["kind"], claims)
-    request.session.clear()
-    request.session["user"] = principal.to_session()
-    csrf_token(request.session)
-    logger.info("signed in: kind=%s tenant=%s user=%s", principal.kind, principal.tenant_id, principal.oid)
-    return RedirectResponse(pending["next"] or _home(principal), status_code=303)
+    return _principal(context.config, pending["kind"], claims), pending["next"]
+
+
+@router.get(SIGN_IN_FAILED_PATH)
+async def sign_in_failed(request: Request):
+    """Show why the last sign-in failed, with a button to start it again."""
+    failure = request.session.pop(SIGN_IN_ERROR, None)
+    if not failure:
+        return RedirectResponse("/", status_code=303)
+
+    start = "/operator/sign-in" if failure.get("kind") == "operator" else "/sign-in"
+    return render(
+        request, "error.html", status_code=int(failure.get("status", 400)), status=int(failure.get("status", 400)),
+        message=str(failure.get("message", "")), title="Sign-in failed", link=(start, "Sign in again"),
+    )
 
 
 def _principal(config, kind: str, claims: Mapping[str, Any]) -> Principal:
