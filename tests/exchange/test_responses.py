@@ -309,6 +309,30 @@ def test_bad_input_message_names_value(client):
         client.get_accepted_domains("contoso.com")
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("sender_domains", "contoso.com", "invalid sender_domains 'contoso.com': expected a tuple of strings, not one str; write ('contoso.com',)"),
+        ("sender_ip_addresses", "192.0.2.1", "invalid sender_ip_addresses '192.0.2.1': expected a tuple of strings, not one str"),
+        ("sender_domains", None, "invalid sender_domains None: expected a tuple of strings, got NoneType"),
+        ("sender_domains", ["contoso.com", 5], "invalid sender_domains entry 5: expected a str, got int"),
+    ],
+    ids=["domains-str", "ips-str", "domains-none", "domains-int-entry"],
+)
+def test_connector_settings_types(field, value, message):
+    with pytest.raises(InvalidInput) as caught:
+        ConnectorSettings(name="X", **{field: value})
+
+    assert str(caught.value).startswith(message)
+
+
+def test_connector_settings_list_kept():
+    settings = ConnectorSettings(name="X", sender_domains=["contoso.com"])
+
+    assert settings.sender_domains == ("contoso.com",)
+    assert settings.parameters()["SenderDomains"] == ["contoso.com"]
+
+
 def test_set_sends_identity_and_parameters(client, scripted):
     client.set_inbound_connector(TENANT, "CrosswareInboundConnector", {"Name": "CrosswareInboundConnector-BACKUP"})
 

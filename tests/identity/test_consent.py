@@ -101,6 +101,26 @@ def test_callback_state_checked(params):
         parse_consent_callback(params, "s-1")
 
 
+def test_callback_parse_qs_lists():
+    params = parse_qs(f"admin_consent=True&tenant={TENANT_ID}&state=s-1")
+
+    result = parse_consent_callback(params, "s-1")
+
+    assert result == ConsentResult(tenant_id=TENANT_ID, granted=True)
+
+
+def test_callback_repeated_parameter_rejected():
+    params = {"admin_consent": ["True"], "tenant": [TENANT_ID], "state": ["s-1", "s-2"]}
+
+    with pytest.raises(InvalidInput, match="state has 2 values"):
+        parse_consent_callback(params, "s-1")
+
+
+def test_callback_non_string_rejected():
+    with pytest.raises(InvalidInput, match="admin_consent is a bool; expected strings"):
+        parse_consent_callback({"admin_consent": True, "tenant": TENANT_ID, "state": "s"}, "s")
+
+
 def test_callback_tenant_must_be_guid():
     with pytest.raises(InvalidInput, match="contoso.onmicrosoft.com"):
         parse_consent_callback({"admin_consent": "True", "tenant": "contoso.onmicrosoft.com", "state": "s"}, "s")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from tenanttls.errors import InvalidInput
+
 CONNECTOR_TYPES = ("OnPremises", "Partner")
 CONNECTOR_SOURCES = ("Default", "HybridWizard", "Migrated")
 
@@ -178,6 +180,21 @@ class ConnectorSettings:
     sender_ip_addresses: tuple[str, ...] = ()
     enabled: bool = True
     comment: str = ""
+
+    def __post_init__(self) -> None:
+        # A str is a sequence too, so sender_domains="contoso.com" would become the entries 'c', 'o', ...
+        for name in ("sender_domains", "sender_ip_addresses"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise InvalidInput(
+                    f"invalid {name} {value!r}: expected a tuple of strings, not one str; write ({value!r},)"
+                )
+            if not isinstance(value, (tuple, list)):
+                raise InvalidInput(f"invalid {name} {value!r}: expected a tuple of strings, got {type(value).__name__}")
+            for entry in value:
+                if not isinstance(entry, str):
+                    raise InvalidInput(f"invalid {name} entry {entry!r}: expected a str, got {type(entry).__name__}")
+            object.__setattr__(self, name, tuple(value))
 
     def parameters(self) -> dict[str, Any]:
         """Return the InvokeCommand `Parameters` for New-InboundConnector."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 from urllib.parse import urlencode, urlsplit
 
 from tenanttls.domain.names import is_guid, validate_tenant, validate_tenant_id
@@ -89,28 +89,44 @@ def build_admin_consent_url(login_url: str, client_id: str, tenant: str, redirec
     return f"{login_url.rstrip('/')}/{tenant}/adminconsent?{query}"
 
 
-def parse_consent_callback(params: Mapping[str, str], expected_state: str) -> ConsentResult:
+def parse_consent_callback(params: Mapping[str, str | Sequence[str]], expected_state: str) -> ConsentResult:
     """Return the outcome of an admin-consent redirect from its query parameters.
 
-    Raises `InvalidInput` when `state` is missing or differs from `expected_state`
-    (the redirect did not come from the consent request this portal session made),
-    or when ``tenant`` is present but not a GUID.
+    Each value is a str, or a list of one str as ``urllib.parse.parse_qs`` returns it.
+    Raises `InvalidInput` when `state` is missing or differs from `expected_state`, because
+    then the redirect did not come from the consent request this portal session made.
+    Also raises it when ``tenant`` is present but not a GUID, and when a parameter has
+    several values or is not a str.
     """
-    state = params.get("state")
-    if not expected_state or not isinstance(state, str) or not hmac.compare_digest(
-        state.encode(), expected_state.encode()
-    ):
+    state = _parameter(params, "state")
+    if not expected_state or state is None or not hmac.compare_digest(state.encode(), expected_state.encode()):
         raise InvalidInput(
             "consent callback rejected: its state does not match the consent request; start the consent again"
         )
 
-    tenant = params.get("tenant")
+    tenant = _parameter(params, "tenant")
     tenant_id = validate_tenant_id(tenant) if tenant else None
-    error = params.get("error") or None
+    error = _parameter(params, "error") or None
     if error:
-        return ConsentResult(tenant_id, False, error, params.get("error_description") or None)
+        return ConsentResult(tenant_id, False, error, _parameter(params, "error_description") or None)
 
     if tenant_id is None:
         raise InvalidInput("consent callback rejected: it has neither a tenant nor an error; start the consent again")
-    granted = str(params.get("admin_consent", "")).lower() == "true"
+    granted = (_parameter(params, "admin_consent") or "").lower() == "true"
     return ConsentResult(tenant_id, granted)
+
+
+def _parameter(params: Mapping[str, str | Sequence[str]], name: str) -> str | None:
+    """Return the one value of query parameter `name`, or None when it is absent."""
+    value = params.get(name)
+    if isinstance(value, (list, tuple)):
+        if len(value) > 1:
+            raise InvalidInput(
+                f"consent callback rejected: {name} has {len(value)} values; a redirect from Microsoft has one"
+            )
+        value = value[0] if value else None
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(
+            f"consent callback rejected: {name} is a {type(value).__name__}; expected strings, as in the query string"
+        )
+    return value
