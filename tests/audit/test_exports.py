@@ -318,7 +318,7 @@ def test_unknown_field_allowed(exports_dir, tmp_path):
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("This is the customer's mail: please see the attachment.\n", "expected 'Name : Value'"),
+        ("This is the customer's mail: please see the attachment.\n", "neither JSON nor Format-List output"),
         ("Name                      Enabled ConnectorType\n----                      ------- -------------\n", "Format-Table"),
         ('#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.TenantInboundConnector\n"Name"\n', "Export-Csv"),
         ("", "empty"),
@@ -335,6 +335,26 @@ def test_not_an_export(tmp_path, content, expected):
 
     assert expected in str(error)
     assert str(path) in str(error)
+
+
+def test_html_named_json(tmp_path):
+    path = tmp_path / "connectors.json"
+    path.write_text("<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", encoding="utf-8")
+
+    error = _error(path)
+
+    assert f"{path}:1: the file is neither JSON nor Format-List output" in str(error)
+    assert "'<!DOCTYPE html>'" in str(error)
+
+
+def test_format_list_bad_later_line(exports_dir, tmp_path):
+    text = read_text(exports_dir / "contoso-ip-connectors.txt").replace("RequireTls  ", "Require Tls ", 1)
+    path = tmp_path / "edited.txt"
+    path.write_text(text, encoding="utf-8")
+
+    error = _error(path)
+
+    assert "expected 'Name : Value' as Format-List writes it" in str(error)
 
 
 def test_invalid_utf8(tmp_path):

@@ -147,6 +147,13 @@ def parse_list_export(text: str, path: str) -> list[RawRecord]:
             continue
 
         match = _LIST_LINE.match(line)
+        if not match and not records:
+            raise ExportError(
+                f"{path}:{number}: the file is neither JSON nor Format-List output (it starts with "
+                f"{line.strip()[:60]!r}); export with 'ConvertTo-Json -Depth 5' or 'Format-List'",
+                path=path,
+                line=number,
+            )
         if not match:
             raise ExportError(
                 f"{path}:{number}: expected 'Name : Value' as Format-List writes it, found {line.strip()[:60]!r}",
