@@ -104,3 +104,11 @@ def test_audit_domains_only_json(exports_dir):
     assert document["connectors_checked"] is False
     assert document["null_sender_attributed"] is None
     assert document["provider_connector"] is None
+
+
+def test_audit_help_lists_encodings():
+    text = " ".join(CliRunner().invoke(app, ["audit", "--help"]).output.split())
+
+    assert "UTF-8 (with or without a byte order mark)" in text
+    assert "UTF-16 or UTF-32 with a byte order mark" in text
+    assert "any encoding" not in text

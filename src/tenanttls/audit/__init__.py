@@ -1,8 +1,8 @@
 """Configuration audit of a tenant from exports, and drift of upgraded tenants.
 
 `read_export_set` reads the files that ``Get-InboundConnector`` and
-``Get-AcceptedDomain`` produce (ConvertTo-Json or Format-List, any PowerShell
-encoding); `audit_exports` returns an `AuditReport` of findings, each with a
+``Get-AcceptedDomain`` produce (ConvertTo-Json or Format-List, in UTF-8, UTF-16 or
+UTF-32); `audit_exports` returns an `AuditReport` of findings, each with a
 severity, an explanation and the fix.
 """
 

@@ -199,8 +199,9 @@ def audit(
     """Report on a tenant's inbound connectors and accepted domains from exports.
 
     Reads 'Get-InboundConnector | ConvertTo-Json -Depth 5', 'Get-AcceptedDomain |
-    ConvertTo-Json' and Format-List text, in any encoding PowerShell writes. Each
-    finding has a severity, an explanation and the fix. Exits with 1 when a finding
+    ConvertTo-Json' and Format-List text. A file must be UTF-8 (with or without a
+    byte order mark), or UTF-16 or UTF-32 with a byte order mark; text in an ANSI
+    code page is rejected. Each finding has a severity, an explanation and the fix. Exits with 1 when a finding
     is an error, with 2 when a file cannot be read (nothing is reported then).
     """
     from tenanttls.audit import (
