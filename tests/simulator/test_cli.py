@@ -145,3 +145,14 @@ def _sha1(certificate_pem: str) -> str:
     from cryptography.hazmat.primitives import hashes
 
     return x509.load_pem_x509_certificate(certificate_pem.encode()).fingerprint(hashes.SHA1()).hex().upper()
+
+
+def test_serve_rejects_deeply_nested_seed(tmp_path):
+    seed = tmp_path / "seed.json"
+    seed.write_text("[" * 100_000 + "]" * 100_000)
+
+    result = _run("simulator", "serve", "--data", str(tmp_path / "data"), "--seed", str(seed))
+
+    assert result.returncode == 2
+    assert f"error: seed file {seed} nests arrays or objects more than 64 levels deep" in result.stderr
+    assert "Traceback" not in result.stderr

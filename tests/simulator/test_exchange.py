@@ -23,6 +23,9 @@ DESIRED = {
     "Comment": "tenanttls 0.1.0 run 42",
 }
 
+# 200 kB of nested arrays, far deeper than the 64 levels the simulator accepts.
+DEEPLY_NESTED = b"[" * 100_000 + b"]" * 100_000
+
 
 def _connectors(client, token, **parameters):
     response = invoke(client, DEFAULT_TENANT_ID, token, "Get-InboundConnector", parameters)
@@ -574,6 +577,30 @@ def test_malformed_bodies(client, exchange_token, body):
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BadRequest"
+
+
+def test_deeply_nested_body(client, exchange_token):
+    response = client.post(
+        f"/adminapi/beta/{DEFAULT_TENANT_ID}/InvokeCommand",
+        content=DEEPLY_NESTED,
+        headers={"Authorization": f"Bearer {exchange_token}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BadRequest"
+    assert response.json()["error"]["message"] == (
+        "The request body nests arrays or objects more than 64 levels deep; the maximum is 64."
+    )
+
+
+def test_malformed_body_names_position(client, exchange_token):
+    response = client.post(
+        f"/adminapi/beta/{DEFAULT_TENANT_ID}/InvokeCommand",
+        content=b'{"CmdletInput": }',
+        headers={"Authorization": f"Bearer {exchange_token}", "Content-Type": "application/json"},
+    )
+
+    assert response.json()["error"]["message"] == "The request body is not valid JSON: expecting value at line 1 column 17."
 
 
 def test_unknown_cmdlet(client, exchange_token):

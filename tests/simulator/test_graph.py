@@ -186,6 +186,15 @@ def test_add_domain_malformed_json(client, domains_token):
     assert _graph_error(response)[0] == "BadRequest"
 
 
+def test_add_domain_deeply_nested_json(client, domains_token):
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    response = client.post("/v1.0/domains", content=body, headers={**_auth(domains_token), "Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert _graph_error(response)[0] == "BadRequest"
+
+
 def test_add_microsoft_managed_name(client, domains_token):
     response = _add(client, domains_token, "other.onmicrosoft.com")
 

@@ -79,6 +79,28 @@ def test_seed_malformed_json(client):
     response = client.post("/_simulator/seed", content=b"{", headers={"Content-Type": "application/json"})
 
     assert response.status_code == 400
+    assert response.json() == {
+        "error": "the request body is not valid JSON: expecting property name enclosed in double quotes at line 1 column 2"
+    }
+
+
+def test_seed_deeply_nested_json(client):
+    before = client.get("/_simulator/tenants").json()
+
+    response = client.post("/_simulator/seed", content=b"[" * 100_000 + b"]" * 100_000)
+    nested_tenant = client.post("/_simulator/seed", json={"tenants": [make_tenant(display_name=_nested(70))]})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "the request body nests arrays or objects more than 64 levels deep; the maximum is 64"}
+    assert nested_tenant.status_code == 400
+    assert client.get("/_simulator/tenants").json() == before
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 @pytest.mark.parametrize("reference", [DEFAULT_TENANT_ID, DEFAULT_INITIAL_DOMAIN, "CONTOSO.COM"])

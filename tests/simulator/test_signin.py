@@ -241,3 +241,11 @@ def test_users_seed_derives_stable_oid():
     second = parse_users([{"upn": "a@x.onmicrosoft.com"}], TENANT_A, "x.onmicrosoft.com")
     assert first[0]["oid"] == second[0]["oid"]
     assert first[0]["directory_roles"] == []
+
+
+def test_select_user_rejects_deep_json(signin_simulator):
+    with _client(signin_simulator) as client:
+        response = client.post("/_simulator/signin/select", content=b"[" * 100_000 + b"]" * 100_000)
+
+    assert response.status_code == 400
+    assert "more than 64 levels deep" in response.json()["error"]

@@ -17,7 +17,6 @@ need ``Domain.ReadWrite.All``. The tenant is the token's ``tid``.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
@@ -31,6 +30,7 @@ from tenanttls.errors import InvalidInput
 from tenanttls.simulator import catalog, tenants
 from tenanttls.simulator.auth import authenticate, unverified_tenant
 from tenanttls.simulator.dnslookup import DnsLookupError, lookup_txt
+from tenanttls.simulator.jsonbody import InvalidJsonBody, parse_json
 from tenanttls.simulator.responses import graph_error
 from tenanttls.simulator.services import Services, base_url, services_of
 
@@ -214,8 +214,8 @@ async def create_domain(request: Request) -> Response:
 
 def _new_domain_name(raw: bytes) -> str:
     try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
+        body = parse_json(raw or b"null")
+    except InvalidJsonBody as error:
         raise GraphError(
             400, "BadRequest",
             "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",

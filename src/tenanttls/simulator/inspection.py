@@ -26,7 +26,6 @@ bodies are JSON. Errors are ``{"error": "message"}`` with status 400 or 404.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict
 from typing import Any, Awaitable, Callable
@@ -38,6 +37,7 @@ from starlette.routing import Route
 from tenanttls.clock import OffsetClock
 from tenanttls.errors import InvalidInput, NotFoundError
 from tenanttls.simulator.display import quoted
+from tenanttls.simulator.jsonbody import InvalidJsonBody, parse_json
 from tenanttls.simulator.seed import apply_seed, parse_app_roles
 from tenanttls.simulator.services import Services, services_of
 from tenanttls.simulator.settings import LATEST_CLOCK_TIME, MAX_SECONDS
@@ -82,9 +82,10 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 async def _json_body(request: Request) -> Any:
     try:
-        return json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InspectionError(400, f"the request body is not valid JSON: {error}") from error
+        # An empty body reads as null, so the handler names the object it expected.
+        return parse_json(await request.body() or b"null")
+    except InvalidJsonBody as error:
+        raise InspectionError(400, str(error)) from error
 
 
 def _object_body(body: Any, what: str) -> dict[str, Any]:

@@ -29,7 +29,6 @@ one, the initial domain is the default. docs/simulator.md has a complete example
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +43,7 @@ from tenanttls.simulator.exchange.configuration import complete_outbound_connect
 from tenanttls.simulator.exchange.connectors import seed_connector
 from tenanttls.simulator.exchange.context import CmdletContext
 from tenanttls.simulator.exchange.errors import CmdletError
+from tenanttls.simulator.jsonbody import InvalidJsonBody, parse_json
 from tenanttls.simulator.settings import apply_overrides, validate_delays, validate_faults
 from tenanttls.simulator.signin import parse_users
 from tenanttls.simulator.state import SimulatorState
@@ -73,11 +73,11 @@ APP_KEYS = {"client_id", "display_name", "certificate", "certificates", "redirec
 def read_seed(path: Path) -> dict[str, Any]:
     """Return the seed document in the JSON file at `path`. Raise InvalidInput, naming the file, when it is not JSON."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = parse_json(path.read_bytes(), what=f"seed file {path}")
     except OSError as error:
         raise InvalidInput(f"cannot read seed file {path}: {error.strerror}") from error
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"seed file {path} is not valid JSON: {error}") from error
+    except InvalidJsonBody as error:
+        raise InvalidInput(str(error)) from error
 
     if not isinstance(document, dict):
         raise InvalidInput(f"seed file {path} must contain a JSON object with 'app' and 'tenants'")

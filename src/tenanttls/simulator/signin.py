@@ -44,6 +44,7 @@ from tenanttls.domain.names import is_guid
 from tenanttls.errors import InvalidInput
 from tenanttls.simulator import catalog
 from tenanttls.simulator.assertion import TokenRequestError, verify_client_assertion
+from tenanttls.simulator.jsonbody import InvalidJsonBody, parse_json
 from tenanttls.simulator.services import Services, base_url, services_of
 
 logger = logging.getLogger(__name__)
@@ -565,9 +566,9 @@ async def select_user(request: Request) -> Response:
     """
     services = services_of(request)
     try:
-        body = await request.json()
-    except ValueError:
-        return JSONResponse({"error": "the request body is not valid JSON"}, status_code=400)
+        body = parse_json(await request.body())
+    except InvalidJsonBody as error:
+        return JSONResponse({"error": str(error)}, status_code=400)
     if not isinstance(body, dict) or not isinstance(body.get("user"), str):
         return JSONResponse({"error": "give 'user': a seeded user's upn or oid"}, status_code=400)
 

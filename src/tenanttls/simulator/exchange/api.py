@@ -31,6 +31,7 @@ from tenanttls.simulator.exchange.cmdlets import Cmdlet, find_cmdlet
 from tenanttls.simulator.exchange.context import CmdletContext
 from tenanttls.simulator.exchange.errors import CmdletError, request_error
 from tenanttls.simulator.exchange.parameters import bind
+from tenanttls.simulator.jsonbody import InvalidJsonBody, parse_json
 from tenanttls.simulator.services import Services, base_url, services_of
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,9 @@ def resolve_tenant(services: Services, reference: str) -> str | None:
 def _peek_cmdlet(raw: bytes) -> Cmdlet | None:
     """Return the cmdlet a request body names, without validating the rest (for call counting)."""
     try:
-        body = json.loads(raw)
+        body = parse_json(raw)
         return find_cmdlet(body["CmdletInput"]["CmdletName"])
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+    except (InvalidJsonBody, TypeError, KeyError):
         return None
 
 
@@ -169,9 +170,10 @@ def _authorise(request: Request, services: Services, tenant_id: str | None) -> d
 def _parse_body(raw: bytes) -> tuple[Cmdlet, Any]:
     """Return the cmdlet and its raw Parameters; reject malformed bodies and unknown cmdlets."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise _bad_request(f"The request body isn't valid JSON: {str(error)[:200]}") from error
+        body = parse_json(raw)
+    except InvalidJsonBody as error:
+        text = str(error)
+        raise _bad_request(f"{text[:1].upper()}{text[1:]}.") from error
 
     cmdlet_input = body.get("CmdletInput") if isinstance(body, dict) else None
     if not isinstance(cmdlet_input, dict) or not isinstance(cmdlet_input.get("CmdletName"), str):
