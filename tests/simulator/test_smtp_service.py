@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import httpx
 
@@ -19,9 +24,38 @@ def test_simulator_starts_front_door(simulator_factory, simulator_tenant):
 
 
 def test_no_front_door_without_smtp_port(simulator):
-    response = httpx.get(f"{simulator.base_url}/_simulator/messages", verify=ssl.create_default_context(cafile=simulator.ca_path))
+    context = ssl.create_default_context(cafile=simulator.ca_path)
+    response = httpx.get(f"{simulator.base_url}/_simulator/messages", verify=context)
+    health = httpx.get(f"{simulator.base_url}/_simulator/health", verify=context)
 
     assert response.status_code == 404
+    assert "smtp" not in health.json()
+
+
+def test_health_shows_front_door(simulator_factory, simulator_tenant):
+    simulator = simulator_factory({"tenants": [simulator_tenant]}, smtp_port=0)
+
+    health = httpx.get(f"{simulator.base_url}/_simulator/health", verify=ssl.create_default_context(cafile=simulator.ca_path))
+
+    assert health.json()["smtp"] == f"127.0.0.1:{simulator.smtp_port}"
+
+
+def test_serve_prints_front_door(tmp_path):
+    command = [str(Path(sys.executable).with_name("tenanttls")), "simulator", "serve", "--data", str(tmp_path), "--smtp-port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in range(4)]
+        port = int(lines[3].rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            greeting = connection.makefile("rb").readline()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+    assert lines[0].startswith("simulator listening: https://127.0.0.1:")
+    assert lines[3] == f"SMTP front door: 127.0.0.1:{port}"
+    assert greeting.startswith(b"220 ")
 
 
 async def test_relay_through_simulator(simulator_factory, relay_factory, store, smtp_pki, legacy_pair):

@@ -30,11 +30,18 @@ def serve(
     dns_nameserver: Optional[str] = typer.Option(
         None, "--dns-nameserver", help="HOST:PORT of the nameserver that Graph's domain verify queries; default: the system resolver."
     ),
-    smtp_port: Optional[int] = typer.Option(None, "--smtp-port", help="Port of the SMTP front door (passed to the front door when it runs)."),
+    smtp_port: Optional[int] = typer.Option(
+        None,
+        "--smtp-port",
+        help="Run the SMTP front door, which stands for every tenant's <tenant>.mail.protection.outlook.com, on this port; "
+        "0 picks a free port, printed at start. Without this option the front door is off.",
+    ),
 ) -> None:
-    """Run the simulated Microsoft 365 (identity, Graph domains, Exchange admin API) until SIGINT or SIGTERM.
+    """Run the simulated Microsoft 365 over HTTPS and SMTP until SIGINT or SIGTERM.
 
-    Prints the base URL (the authority, Graph and Exchange host in one) and the CA certificate that clients must trust.
+    HTTPS serves identity, Graph domains and the Exchange admin API. The SMTP front door runs only with --smtp-port.
+    Prints the base URL (the authority, Graph and Exchange host in one), the CA certificate that clients must trust
+    and, with --smtp-port, the SMTP front door's address.
     """
     simulator = Simulator(data, host=host, http_port=http_port, smtp_port=smtp_port, seed=seed, dns_nameserver=dns_nameserver)
     stop = threading.Event()
@@ -44,6 +51,8 @@ def serve(
         typer.echo(f"simulator listening: {simulator.base_url}")
         typer.echo(f"CA certificate: {simulator.ca_path}")
         typer.echo(f"inspection API: {simulator.base_url}/_simulator/tenants")
+        if simulator.services.smtp_address is not None:
+            typer.echo(f"SMTP front door: {simulator.services.smtp_address}")
         stop.wait()
     finally:
         simulator.stop()

@@ -14,13 +14,15 @@ from tenanttls.simulator.tokens import TokenIssuer
 
 @dataclass
 class Services:
-    """State, token issuer, clock, request guard and the nameserver that domain verification queries."""
+    """State, token issuer, clock, request guard, the nameserver that domain verification queries,
+    and the SMTP front door's address while it runs."""
 
     state: SimulatorState
     issuer: TokenIssuer
     clock: Clock
     guard: RequestGuard
     dns_nameserver: str | None = None
+    smtp_address: str | None = None  # "host:port" of the SMTP front door; None when it does not run
 
 
 def services_of(request: Request) -> Services:

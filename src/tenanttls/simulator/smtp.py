@@ -951,6 +951,7 @@ class SmtpFrontDoorService:
         self.port = port
         self.trusted_cas = [Path(path) for path in trusted_cas]
         self.door: FrontDoor | None = None
+        self._services: Any = None  # the simulator's `Services`, which carry the address for /_simulator/health
         self.routes = inspection_routes(lambda: self.door)
 
     def start(self, simulator: Any) -> None:
@@ -974,8 +975,19 @@ class SmtpFrontDoorService:
         )
         self.door.start()
         simulator.smtp_port = self.door.port
+        self._services = getattr(simulator, "services", None)
+        if self._services is not None:
+            self._services.smtp_address = self.address(simulator.host)
+
+    def address(self, host: str) -> str:
+        """Return ``host:port`` of the running front door (``[host]:port`` for IPv6)."""
+        shown = f"[{host}]" if ":" in host else host
+        return f"{shown}:{self.door.port if self.door else self.port}"
 
     def stop(self) -> None:
+        if self._services is not None:
+            self._services.smtp_address = None
+            self._services = None
         if self.door is not None:
             self.door.stop()
             self.door = None
