@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -97,6 +98,21 @@ def test_format_list_us_dates_assumed(exports_dir):
 
     assert export.records[0].values["WhenCreatedUTC"] == datetime(2020, 5, 3, 16, 30)
     assert "month/day" in export.notes[0]
+    assert "slashes and AM/PM" in export.notes[0]
+    assert "--date-order dmy" in export.notes[0]
+
+
+def test_format_list_dotted_dates_note(exports_dir, tmp_path):
+    text = read_text(exports_dir / "contoso-ip-connectors.txt")
+    text = re.sub(r"(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2}) [AP]M", r"\2.\1.\3 \4:\5:\6", text)
+    path = tmp_path / "dotted.txt"
+    path.write_text(text, encoding="utf-8")
+
+    export = read_export(path)
+
+    assert "day/month because they have dots or dashes" in export.notes[0]
+    assert "no day is above 12" not in export.notes[0]
+    assert export.records[0].values["WhenCreatedUTC"] == datetime(2020, 5, 3, 4, 30)
 
 
 def test_date_order_option(exports_dir):

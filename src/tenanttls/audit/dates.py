@@ -104,11 +104,23 @@ def default_date_order(values: list[str]) -> DateOrder:
     slashes, en-US writes an AM/PM designator and the month first, while en-GB and
     fr-FR write a 24-hour time and the day first.
     """
+    return default_date_order_with_reason(values)[0]
+
+
+def default_date_order_with_reason(values: list[str]) -> tuple[DateOrder, str]:
+    """Return `default_date_order` and the reason for it, in words for a report's note."""
+    separators = set()
     for value in values:
         match = _CULTURE_DATE.match(value.strip())
-        if match and match.group("sep") == "/" and match.group("designator"):
-            return DateOrder.MONTH_FIRST
-    return DateOrder.DAY_FIRST
+        if not match:
+            continue
+        if match.group("sep") == "/" and match.group("designator"):
+            return DateOrder.MONTH_FIRST, "they have slashes and AM/PM, as en-US writes dates, month first"
+        separators.add(match.group("sep"))
+
+    if "/" in separators:
+        return DateOrder.DAY_FIRST, "they have slashes and a 24-hour time, as en-GB and fr-FR write dates, day first"
+    return DateOrder.DAY_FIRST, "they have dots or dashes, as de-DE, ru-RU and nl-NL write dates, day first"
 
 
 def parse_culture_date(value: str, order: DateOrder) -> datetime:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from tenanttls.audit.dates import DateFormatError, DateOrder, default_date_order, infer_date_order
+from tenanttls.audit.dates import DateFormatError, DateOrder, default_date_order_with_reason, infer_date_order
 from tenanttls.audit.decoding import decode_export
 from tenanttls.audit.fields import (
     ACCEPTED_DOMAIN_FIELDS,
@@ -184,10 +184,12 @@ def _file_date_order(
     except DateFormatError as error:
         raise ExportError(f"{path}: {error}", path=path) from error
     if order is None and texts:
-        order = default_date_order(texts)
+        order, reason = default_date_order_with_reason(texts)
+        other = "mdy" if order is DateOrder.DAY_FIRST else "dmy"
         notes.append(
-            f"{path}: dates read as {'day/month' if order is DateOrder.DAY_FIRST else 'month/day'} "
-            "because no day is above 12; pass --date-order if that is wrong"
+            f"{path}: every day and month in the dates is 12 or less. They are read as "
+            f"{'day/month' if order is DateOrder.DAY_FIRST else 'month/day'} because {reason}; "
+            f"pass --date-order {other} if that is wrong"
         )
     return order or DateOrder.DAY_FIRST
 
