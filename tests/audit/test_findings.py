@@ -227,3 +227,33 @@ def test_text_report(exports_dir, profile):
     assert "Report incomplete" in text
     assert "Null-sender mail attributed: unknown" in text
     assert "[warning] accepted-domains-not-given" in text
+
+
+def _null_sender_fix(report):
+    return _codes(report)["null-sender-not-attributed"].fix
+
+
+@pytest.mark.parametrize(
+    ("fields", "domains", "expected", "unexpected"),
+    [
+        ({}, "contoso-accepted-domains.json", "already uses the unique name", "Upgrade the tenant"),
+        ({"Enabled": False}, "contoso-upgraded-accepted-domains.txt", "-Enabled $true", "Upgrade the tenant"),
+        ({"ConnectorType": "Partner"}, "contoso-upgraded-accepted-domains.txt", "-ConnectorType OnPremises", "Upgrade the tenant"),
+    ],
+)
+def test_null_sender_fix_fits_cause(exports_dir, profile, tmp_path, fields, domains, expected, unexpected):
+    records = json.loads((exports_dir / "contoso-upgraded-connectors.json").read_text(encoding="utf-8"))
+    records[0].update(fields)
+    path = tmp_path / "connectors.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+
+    fix = _null_sender_fix(audit_exports(read_export_set([path, exports_dir / domains]), profile))
+
+    assert expected in fix
+    assert unexpected not in fix
+
+
+def test_null_sender_fix_legacy_upgrade(exports_dir, profile):
+    report = _audit(exports_dir, profile, "contoso-legacy-connectors.json", "contoso-accepted-domains.json")
+
+    assert "Upgrade the tenant" in _null_sender_fix(report)

@@ -557,6 +557,28 @@ def _null_sender_attributed(
     return True, ""
 
 
+def _null_sender_fix(provider: InboundConnector | None, profile: ProviderProfile) -> str:
+    """Return the fix for mail with an empty MAIL FROM that is not attributed, for the cause `_null_sender_attributed` found."""
+    upgrade = "Upgrade the tenant to its unique certificate name and accepted domain ('tenanttls script')."
+    if provider is None:
+        return upgrade
+    if not provider.enabled:
+        return (
+            f"Enable the connector: Set-InboundConnector -Identity '{provider.name}' -Enabled $true; "
+            "if Exchange refuses, ask Microsoft support to enable it."
+        )
+    if provider.connector_type != "OnPremises":
+        return f"Set-InboundConnector -Identity '{provider.name}' -ConnectorType OnPremises"
+    name = provider.tls_sender_certificate_name
+    if not profile.is_unique_name(name):
+        return upgrade
+    return (
+        f"The connector already uses the unique name {name}; make it an accepted domain again: the provider runs "
+        "'tenanttls drift TENANT --repair', which adds and verifies it in Microsoft Graph. Do not remove this domain "
+        "in the Microsoft 365 admin center."
+    )
+
+
 def _null_sender_finding(
     provider: InboundConnector | None, attributed: bool | None, reason: str, profile: ProviderProfile
 ) -> Finding:
@@ -583,5 +605,5 @@ def _null_sender_finding(
         subject,
         f"Mail with an empty MAIL FROM (automatic replies, NDRs) cannot be attributed to this tenant because "
         f"{reason}; Exchange Online rejects it with '550 5.7.64 TenantAttribution; Relay Access Denied'.",
-        "Upgrade the tenant to its unique certificate name and accepted domain ('tenanttls script').",
+        _null_sender_fix(provider, profile),
     )
