@@ -1,5 +1,6 @@
 """ExchangeClient against scripted replies: the response shapes the simulator does not produce."""
 
+import logging
 import uuid
 
 import pytest
@@ -157,6 +158,24 @@ def test_malformed_reads_raise_unexpected(client, scripted, reply):
 
     with pytest.raises(UnexpectedResponse):
         client.get_inbound_connectors(TENANT)
+
+
+@pytest.mark.parametrize(
+    "value, found",
+    [
+        ("oops", "a 'value' of type str"),
+        ([{"Name": "A"}, "B"], "a 'value' array whose item 1 is a str, not an object"),
+    ],
+    ids=["str", "str-item"],
+)
+def test_malformed_value_described(client, scripted, value, found):
+    scripted.default = Reply(200, {"value": value})
+
+    with pytest.raises(UnexpectedResponse) as caught:
+        client.get_inbound_connectors(TENANT)
+
+    assert f"with {found} for Get-InboundConnector" in str(caught.value)
+    assert "expected an OData collection, a 'value' array of objects" in str(caught.value)
 
 
 def test_html_error_page_not_not_found(client, scripted):
@@ -401,3 +420,21 @@ def test_untrusted_certificate_in_words(tokens, scripted):
         assert transport.stats().retries == 0
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize(
+    "reply, error",
+    [(Reply(404, NOT_FOUND), NotFound), (Reply(403, b""), PermissionDenied)],
+    ids=["not-found", "forbidden"],
+)
+def test_raised_errors_logged_at_debug(client, scripted, caplog, reply, error):
+    scripted.default = reply
+    caplog.set_level(logging.DEBUG, logger="tenanttls")
+
+    with pytest.raises(error):
+        client.get_inbound_connector(TENANT, "Nope")
+
+    exchange_records = [r for r in caplog.records if r.name == "tenanttls.exchange.client"]
+    assert len(exchange_records) == 1
+    assert exchange_records[0].levelno == logging.DEBUG
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name.startswith("tenanttls"))

@@ -1,5 +1,6 @@
 """GraphDomainsClient against scripted replies: the response shapes the simulator does not produce."""
 
+import logging
 import uuid
 
 import pytest
@@ -186,3 +187,16 @@ def test_plain_http_port_not_retried(tokens):
     finally:
         transport.close()
         plain.stop()
+
+
+def test_raised_errors_logged_at_debug(client, scripted, caplog):
+    scripted.default = Reply(404, NOT_FOUND)
+    caplog.set_level(logging.DEBUG, logger="tenanttls")
+
+    with pytest.raises(NotFound):
+        client.get_domain(TENANT, NAME)
+
+    graph_records = [r for r in caplog.records if r.name == "tenanttls.graph.client"]
+    assert len(graph_records) == 1
+    assert graph_records[0].levelno == logging.DEBUG
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name.startswith("tenanttls"))

@@ -1,5 +1,6 @@
 """TokenProvider against the simulated Microsoft identity platform over HTTPS."""
 
+import logging
 import socket
 import ssl
 import threading
@@ -120,15 +121,19 @@ def test_invalidate_gets_new_token(simulator, app_credentials):
     assert token_calls(simulator) == 2
 
 
-def test_consent_missing(simulator_factory, app_credentials):
+def test_consent_missing(simulator_factory, app_credentials, caplog):
     tenant = make_tenant(consent=False)
     simulator = simulator_factory({"tenants": [tenant]})
+    caplog.set_level(logging.DEBUG, logger="tenanttls.identity")
 
     with pytest.raises(ConsentRequired, match="AADSTS700016") as caught:
         provider(simulator, app_credentials).get_token(tenant["tenant_id"], EXCHANGE)
 
     assert caught.value.tenant == tenant["tenant_id"]
     assert f"client_id {app_credentials.client_id}" in str(caught.value)
+    failures = [r for r in caplog.records if r.getMessage().startswith("token request failed")]
+    assert len(failures) == 1
+    assert failures[0].levelno == logging.DEBUG
 
 
 def test_consent_not_yet_effective(simulator_factory, app_credentials):

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from tenanttls.domain.exchange import AcceptedDomain, ConnectorSettings, InboundConnector
 from tenanttls.domain.names import validate_connector_name, validate_tenant
-from tenanttls.errors import InvalidInput, MicrosoftApiError, NotFound, UnexpectedResponse
+from tenanttls.errors import InvalidInput, MicrosoftApiError, UnexpectedResponse
 from tenanttls.exchange.parameters import (
     validate_cmdlet_name,
     validate_connector_parameters,
@@ -165,9 +165,12 @@ class ExchangeClient:
 
     @staticmethod
     def _failed(error: MicrosoftApiError) -> MicrosoftApiError:
-        """Log a cmdlet error and return it for the caller to raise."""
-        log = logger.info if isinstance(error, NotFound) else logger.warning
-        log(
+        """Log a cmdlet error at DEBUG and return it for the caller to raise.
+
+        The caller decides whether the error is a failure (a NotFound often is the expected
+        answer), so the client does not log it as one.
+        """
+        logger.debug(
             "exchange error: tenant=%s cmdlet=%s status=%s error_type=%s client_request_id=%s message=%s",
             error.tenant,
             error.operation,

@@ -15,7 +15,7 @@ import httpx
 
 from tenanttls.domain.graph import Domain, VerificationDnsRecord
 from tenanttls.domain.names import validate_domain_name, validate_tenant
-from tenanttls.errors import MicrosoftApiError, NotFound, UnexpectedResponse
+from tenanttls.errors import MicrosoftApiError, UnexpectedResponse
 from tenanttls.graph.responses import error_for
 from tenanttls.transport.bearer import TokenSource, send_with_token
 from tenanttls.transport.http import Transport
@@ -168,8 +168,8 @@ class GraphDomainsClient:
 
     @staticmethod
     def _log_failure(error: MicrosoftApiError) -> None:
-        log = logger.info if isinstance(error, NotFound) else logger.warning
-        log(
+        # DEBUG only: the error is raised, and the caller decides whether it is a failure.
+        logger.debug(
             "graph error: tenant=%s operation=%s status=%s error_type=%s client_request_id=%s message=%s",
             error.tenant,
             error.operation,

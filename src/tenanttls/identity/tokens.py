@@ -300,7 +300,8 @@ class TokenProvider:
             # admin has consented. A new application sends the next request to Entra again.
             self._drop_app(tenant)
             error = error_for_result(result or {}, tenant=tenant, scope=scope, client_id=self.client_id)
-            logger.warning(
+            # DEBUG only: the error is raised, and the caller decides whether it is a failure.
+            logger.debug(
                 "token request failed: tenant=%s scope=%s error_type=%s correlation_id=%s message=%s",
                 tenant,
                 scope,

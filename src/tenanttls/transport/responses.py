@@ -71,14 +71,26 @@ def read_json_object(response: httpx.Response, *, tenant: str, operation: str, s
 def read_value_list(document: dict[str, Any], response: httpx.Response, *, tenant: str, operation: str, service: str) -> list[dict[str, Any]]:
     """Return the OData `value` array of objects, or raise `UnexpectedResponse` when it is missing or malformed."""
     value = document.get("value")
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        found = "no 'value'" if value is None else f"a 'value' of type {type(value).__name__} or with non-objects"
+    found = _value_problem(value)
+    if found is not None:
         raise UnexpectedResponse(
             f"{service} returned HTTP {response.status_code} with {found} for {operation} in tenant "
-            f"{tenant}; expected an OData collection",
+            f"{tenant}; expected an OData collection, a 'value' array of objects",
             **context_of(response, tenant, operation),
         )
     return value
+
+
+def _value_problem(value: Any) -> str | None:
+    """Return what is wrong with an OData `value`, or None when it is an array of objects."""
+    if value is None:
+        return "no 'value'"
+    if not isinstance(value, list):
+        return f"a 'value' of type {type(value).__name__}"
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            return f"a 'value' array whose item {index} is a {type(item).__name__}, not an object"
+    return None
 
 
 def read_next_link(
