@@ -6,7 +6,8 @@ at the real Exchange Online.
 
 The CA is a root and an intermediate, both EC P-256, created on first use in
 ``ca_dir``: ``ca.pem`` (root, the trust anchor to load), ``intermediate.pem`` and
-the keys ``ca.key`` / ``intermediate.key`` (mode 0600).
+the keys ``ca.key`` / ``intermediate.key`` (mode 0600, plaintext: unlike tenants'
+keys they are not encrypted with the key-encryption key).
 """
 
 from __future__ import annotations
