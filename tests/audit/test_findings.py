@@ -257,3 +257,15 @@ def test_null_sender_fix_legacy_upgrade(exports_dir, profile):
     report = _audit(exports_dir, profile, "contoso-legacy-connectors.json", "contoso-accepted-domains.json")
 
     assert "Upgrade the tenant" in _null_sender_fix(report)
+
+
+def test_text_report_escapes_line_breaks(exports_dir, profile, tmp_path):
+    records = json.loads((exports_dir / "contoso-legacy-connectors.json").read_text(encoding="utf-8-sig"))
+    records[1]["Name"] = "Scanner\nFix: none needed\r\x85[error] forged"
+    path = tmp_path / "connectors.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+
+    text = report_to_text(audit_exports(read_export_set([path, exports_dir / "contoso-accepted-domains.json"]), profile))
+
+    assert "Scanner\\nFix: none needed\\r\\u0085[error] forged" in text
+    assert not any(line.startswith(("Fix: none", "[error] forged")) for line in text.splitlines())

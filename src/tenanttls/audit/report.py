@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tenanttls.audit.findings import AuditReport
@@ -39,8 +40,22 @@ def report_to_json(report: AuditReport) -> str:
     return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False)
 
 
+# Characters that would break the report's lines apart: C0 and C1 controls and the
+# Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _printable(text: str) -> str:
+    """Return `text` with control characters escaped (``\\n``, ``\\x07``), so a value stays on its line."""
+    return _CONTROL.sub(lambda match: _ESCAPES.get(match.group(), f"\\u{ord(match.group()):04x}"), text)
+
+
 def report_to_text(report: AuditReport) -> str:
-    """Return the report as text: a summary, then one block per finding, worst first."""
+    """Return the report as text: a summary, then one block per finding, worst first.
+
+    Values from the exports (names, comments) can contain line breaks; they are escaped.
+    """
     not_checked = "not checked (no connector export)"
     if report.connectors_checked:
         provider = (report.provider_connector or "not found") + (f" (matches on {report.matched_by})" if report.matched_by else "")
@@ -68,4 +83,4 @@ def report_to_text(report: AuditReport) -> str:
         lines.append(f"Note: {note}")
     for unknown in report.unknown_fields:
         lines.append(f"Unknown field ignored: {unknown}")
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(_printable(line) for line in lines).rstrip() + "\n"
