@@ -341,6 +341,7 @@ def test_unknown_field_allowed(exports_dir, tmp_path):
         ("\n\n   \n", "empty"),
         ('{"Name": "x", "Size": 3}', "not an export of Get-InboundConnector or Get-AcceptedDomain"),
         ("[1, 2]", "expected an object"),
+        ("[]", "the file contains no objects"),
     ],
 )
 def test_not_an_export(tmp_path, content, expected):

@@ -109,7 +109,7 @@ def read_export(
     from_json = looks_like_json(text)
     raw_records = parse_json_export(text, name) if from_json else parse_list_export(text, name)
     if not raw_records:
-        raise ExportError(f"{name}: the file holds no objects; export it again", path=name)
+        raise ExportError(f"{name}: the file contains no objects; export it again", path=name)
 
     kind = _detect_kind(raw_records, name)
     catalogue = CONNECTOR_FIELDS if kind is ExportKind.CONNECTORS else ACCEPTED_DOMAIN_FIELDS
