@@ -52,6 +52,27 @@ _SUBMIT_RETRY_DELAY = 0.5
 # The driver opens a new connection after this many messages, below the relay's per-connection limit.
 _MESSAGES_PER_CONNECTION = 50
 
+# The report's row order: the upgrade states as `tenanttls.migration.states.UpgradeState` lists
+# them (the forward path, then rollback and the stops), after "not-requested" for tenants
+# without an upgrade. The relay does not import the engine, so the names are repeated here.
+UPGRADE_PHASE_ORDER = (
+    "not-requested",
+    "awaiting_consent",
+    "identity",
+    "domain",
+    "accepted",
+    "backup",
+    "connector",
+    "grace",
+    "switched",
+    "verified",
+    "completed",
+    "rolling_back",
+    "rolled_back",
+    "needs_attention",
+    "manual",
+)
+
 
 @dataclass(frozen=True)
 class FlowTenant:
@@ -109,7 +130,10 @@ class MessageOutcome:
 
 @dataclass
 class MailFlowReport:
-    """Counts per phase (in the order phases were first seen) and per-message outcomes."""
+    """Counts per phase and per-message outcomes.
+
+    `phases` are in `UPGRADE_PHASE_ORDER`; phases not in it follow, in the order they were first seen.
+    """
 
     phases: dict[str, PhaseCounts]
     outcomes: list[MessageOutcome] = field(repr=False)
@@ -350,7 +374,14 @@ class MailFlowDriver:
             outcome = _classify(message, attributed, lines_by_id.get(message.message_id, []), still_queued)
             outcomes.append(outcome)
             _count(phases.setdefault(message.phase, PhaseCounts()), outcome)
-        return MailFlowReport(phases, outcomes)
+        return MailFlowReport(in_phase_order(phases), outcomes)
+
+
+def in_phase_order(phases: dict[str, PhaseCounts]) -> dict[str, PhaseCounts]:
+    """Return `phases` sorted by `UPGRADE_PHASE_ORDER`; other phases keep their order, after those."""
+    rank = {phase: position for position, phase in enumerate(UPGRADE_PHASE_ORDER)}
+    ordered = sorted(enumerate(phases), key=lambda item: (rank.get(item[1], len(rank)), item[0]))
+    return {phase: phases[phase] for _, phase in ordered}
 
 
 def _classify(message: SentMessage, attributed: dict[str, str | None], lines: list[dict[str, Any]], still_queued: set[str]) -> MessageOutcome:
