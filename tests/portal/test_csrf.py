@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from tenanttls.portal.app import create_app
-from tests.portal.conftest import ADMIN_A, OPERATOR, TENANT_A
+from tests.portal.conftest import ADMIN_A, OPERATOR, TENANT_A, csrf_from
 
 
 def _routes(routes) -> list:
@@ -91,3 +92,40 @@ def test_same_origin_post_with_token_accepted(portal):
     )
     assert answer.status_code == 303
     assert portal.upgrade(TENANT_A).state == "manual"
+
+
+def test_expired_session_form_asks_to_sign_in(portal):
+    client = portal.signed_in(ADMIN_A)
+    form = client.get(f"/tenants/{TENANT_A}/manual")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    client.cookies.clear()  # the browser dropped the cookie at the end of its max-age
+
+    answer = client.post(
+        f"/tenants/{TENANT_A}/manual",
+        data={"csrf_token": token, "contact_email": "it@tenanta.example"},
+        headers={"Referer": f"{portal.base_url}/tenants/{TENANT_A}/manual"},
+    )
+    assert answer.status_code == 401
+    assert "<h1>Your session has expired</h1>" in answer.text
+    assert "security token" not in answer.text
+    assert f'id="error-action" href="/sign-in?next=/tenants/{TENANT_A}/manual"' in answer.text
+    assert portal.upgrade(TENANT_A).state == "awaiting_consent"
+
+
+def test_session_past_lifetime_form_asks_to_sign_in(portal, monkeypatch):
+    client = portal.signed_in(OPERATOR, operator=True)
+    page = client.get(f"/operator/tenants/{TENANT_A}")
+    lifetime = portal.context.config.session_lifetime.total_seconds()
+    later = time.time() + lifetime + 60
+    monkeypatch.setattr("tenanttls.portal.access.time.time", lambda: later)
+
+    answer = client.post(f"/operator/tenants/{TENANT_A}/retry", data={"csrf_token": csrf_from(page.text)})
+    assert answer.status_code == 401
+    assert "<h1>Your session has expired</h1>" in answer.text
+    assert 'href="/operator/sign-in?next=/operator"' in answer.text
+
+
+def test_signed_out_sign_out_goes_home(portal):
+    answer = portal.client().post("/sign-out")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/"

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from tenanttls import __version__
 from tenanttls.errors import (
@@ -34,7 +34,7 @@ from tenanttls.portal import api, auth, operator, pages
 from tenanttls.portal.access import SignInRequired
 from tenanttls.portal.context import PortalContext
 from tenanttls.portal.rendering import create_templates, render
-from tenanttls.portal.security import SecurityHeadersMiddleware, content_security_policy, csrf_protect
+from tenanttls.portal.security import SecurityHeadersMiddleware, content_security_policy, csrf_protect, safe_next_path
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +95,15 @@ _STATUS_FOR_ERROR = (
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SignInRequired)
     async def sign_in_required(request: Request, _error: SignInRequired) -> Response:
-        if _is_api(request) or request.method != "GET":
-            return JSONResponse({"detail": "Sign in first."}, status_code=401)
-        return RedirectResponse(sign_in_path(request), status_code=303)
+        if _is_api(request):
+            return JSONResponse({"detail": "You are not signed in, or your session has expired. Sign in again."}, status_code=401)
+        if request.method == "GET":
+            return RedirectResponse(sign_in_path(request), status_code=303)
+        return render(
+            request, "error.html", status_code=401, status=401, title="Your session has expired",
+            message="You are not signed in any more, so what you sent was not carried out. Sign in again, then repeat it.",
+            link=(sign_in_path(request, page=_referring_page(request)), "Sign in again"),
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
@@ -119,14 +125,29 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error_response(request, 500, "The request failed on the server; try again, or contact support.")
 
 
-def sign_in_path(request: Request) -> str:
-    """Return the sign-in that fits the page requested: operators' pages start the operator sign-in.
+def sign_in_path(request: Request, page: str | None = None) -> str:
+    """Return the sign-in that fits `page`: operators' pages start the operator sign-in.
 
-    The page, with its query string, is passed on as ``next`` so the user lands on it afterwards.
+    `page` defaults to the requested path with its query string. It is passed on as
+    ``next`` so the user lands on it afterwards.
     """
-    page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    start = "/operator/sign-in" if request.url.path.startswith("/operator") else "/sign-in"
+    if page is None:
+        page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    start = "/operator/sign-in" if page.startswith("/operator") else "/sign-in"
     return f"{start}?next={quote(page, safe='/')}"
+
+
+def _referring_page(request: Request) -> str:
+    """Return the portal page a form was sent from (its ``Referer``), else the operator or customer home.
+
+    The page's referrer policy is ``same-origin``, so browsers send the full address of
+    the portal's own pages and nothing for other sites.
+    """
+    home = "/operator" if request.url.path.startswith("/operator") else "/"
+    referer = urlsplit(request.headers.get("referer", ""))
+    if f"{referer.scheme}://{referer.netloc}" != request.app.state.origin:
+        return home
+    return safe_next_path(referer.path + (f"?{referer.query}" if referer.query else ""), default=home)
 
 
 def _error_response(

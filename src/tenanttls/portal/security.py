@@ -20,6 +20,8 @@ from typing import Iterable
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenanttls.portal.access import SignInRequired
+
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -49,6 +51,9 @@ async def csrf_protect(request: Request) -> None:
         return
 
     _check_origin(request)
+    if "user" not in request.session:
+        _reject_signed_out(request)
+        return
     expected = request.session.get("csrf")
     supplied = request.headers.get(CSRF_HEADER)
     if supplied is None and _is_form(request):
@@ -61,6 +66,17 @@ async def csrf_protect(request: Request) -> None:
             status_code=403,
             detail="The form's security token is missing or out of date. Reload the page and try again.",
         )
+
+
+def _reject_signed_out(request: Request) -> None:
+    """Raise `SignInRequired` for an unsafe request without a signed-in session, except sign-out.
+
+    Without a session there is no CSRF token to compare, and the usual cause is a
+    session that expired while the page was open, so the user is told to sign in again.
+    Sign-out has nothing to end then, so it returns and goes on to its redirect.
+    """
+    if request.url.path != "/sign-out":
+        raise SignInRequired()
 
 
 def _is_form(request: Request) -> bool:
