@@ -42,6 +42,17 @@ def test_clients_share_transport(simulator, app_credentials, tmp_path):
         assert clients.transport.stats().requests == 2
 
 
+def test_exchange_page_size_passed(simulator, app_credentials, tmp_path):
+    settings = settings_for(simulator, app_credentials, tmp_path)
+
+    with build_clients(settings, exchange_page_size=1) as clients:
+        domains = clients.exchange.get_accepted_domains(DEFAULT_TENANT_ID)
+
+        assert clients.exchange.page_size == 1
+        assert [d.domain_name for d in domains] == ["contoso.onmicrosoft.com", "contoso.com"]
+        assert clients.transport.stats().requests == 2
+
+
 def test_thumbprint_instead_of_certificate(simulator, app_credentials, tmp_path):
     settings = settings_for(simulator, app_credentials, tmp_path, client_certificate=app_credentials.thumbprint)
 

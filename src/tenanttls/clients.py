@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from tenanttls.clock import Clock
 from tenanttls.config import Settings, resolve_secret
 from tenanttls.errors import ConfigurationError
-from tenanttls.exchange.client import ExchangeClient
+from tenanttls.exchange.client import DEFAULT_PAGE_SIZE, ExchangeClient
 from tenanttls.graph.client import GraphDomainsClient
 from tenanttls.identity.tokens import TokenProvider
 from tenanttls.transport.http import Transport
@@ -73,6 +73,7 @@ def build_clients(
     verify: bool | str | Path = True,
     transport_options: TransportPolicy | Mapping[str, Any] | None = None,
     clock: Clock | None = None,
+    exchange_page_size: int = DEFAULT_PAGE_SIZE,
 ) -> MicrosoftClients:
     """Return the token provider and the Exchange and Graph clients for `settings`.
 
@@ -81,7 +82,8 @@ def build_clients(
     or the path of a CA bundle (the simulator's ``ca.pem``); True means the
     `microsoft_ca_bundle` setting when it is set. `transport_options` is a
     `TransportPolicy` or a mapping of its field names. `clock` drives token expiry and
-    the sleeps between retries.
+    the sleeps between retries. `exchange_page_size` is the page size the Exchange client
+    requests (``Prefer: odata.maxpagesize``).
 
     Raises `ConfigurationError` before any request when a setting is missing or invalid,
     such as a base URL that is not https.
@@ -105,7 +107,9 @@ def build_clients(
     transport = Transport(TransportPolicy.from_options(transport_options), verify=verify, clock=clock)
     return MicrosoftClients(
         tokens=tokens,
-        exchange=ExchangeClient(tokens, base_url=settings.exchange_url, transport=transport),
+        exchange=ExchangeClient(
+            tokens, base_url=settings.exchange_url, transport=transport, page_size=exchange_page_size
+        ),
         graph=GraphDomainsClient(tokens, base_url=settings.graph_url, transport=transport),
         transport=transport,
     )

@@ -168,7 +168,7 @@ class ExchangeClient:
         """Log a cmdlet error at DEBUG and return it for the caller to raise.
 
         The caller decides whether the error is a failure (a NotFound often is the expected
-        answer), so the client does not log it as one.
+        result), so the client does not log it as one.
         """
         logger.debug(
             "exchange error: tenant=%s cmdlet=%s status=%s error_type=%s client_request_id=%s message=%s",

@@ -68,8 +68,10 @@ def ssl_verification(verify: bool | str | Path | ssl.SSLContext) -> bool | ssl.S
 class TransportStats:
     """Counters since the transport was created (read them through `Transport.stats()`)."""
 
-    requests: int = 0
-    retries: int = 0
+    requests: int = 0  # HTTP attempts sent, retries and attempts that ended in a network error included
+    retries: int = 0  # attempts repeated after a wait
+    # Errors the transport raised itself (retries or deadline used up, client-side limits). Responses
+    # it returns, 4xx and 5xx included, are not counted: the client decides what they mean.
     failures: int = 0
     network_seconds: float = 0.0  # time between sending each request and reading its response
 
