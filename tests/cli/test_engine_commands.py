@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
 import subprocess
 import sys
 
 import pytest
+import sqlalchemy
 
 A = "11111111-2222-4333-8444-555555555555"
 B = "22222222-2222-4333-8444-555555555555"
@@ -21,7 +22,24 @@ def tenanttls(*args: str, env: dict | None = None) -> subprocess.CompletedProces
 
 
 @pytest.fixture
-def data(tmp_path):
+def database(store_backend, new_store_url, monkeypatch):
+    """Point the CLI at an empty PostgreSQL database through the environment, on that backend."""
+    if store_backend == "postgresql":
+        monkeypatch.setenv("TENANTTLS_DATABASE_URL", new_store_url())
+    return store_backend
+
+
+def execute(data, statement: str, **parameters) -> None:
+    """Run one SQL statement on the store the CLI uses (``--data`` or TENANTTLS_DATABASE_URL)."""
+    url = os.environ.get("TENANTTLS_DATABASE_URL") or f"sqlite:///{data / 'tenanttls.db'}"
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(statement), parameters)
+    engine.dispose()
+
+
+@pytest.fixture
+def data(tmp_path, database):
     folder = tmp_path / "data"
     assert tenanttls("init", "--data", str(folder)).returncode == 0
     tenants = tmp_path / "tenants.csv"
@@ -30,7 +48,7 @@ def data(tmp_path):
     return folder
 
 
-def test_init_twice(tmp_path):
+def test_init_twice(tmp_path, database):
     first = tenanttls("init", "--data", str(tmp_path / "d"))
     second = tenanttls("init", "--data", str(tmp_path / "d"))
 
@@ -103,8 +121,7 @@ def test_upgrade_then_again(data):
 
 
 def test_upgrade_completed_noop(data):
-    with sqlite3.connect(data / "tenanttls.db") as connection:
-        connection.execute("UPDATE upgrades SET state='completed', requested=1 WHERE tenant_id=?", (A,))
+    execute(data, "UPDATE upgrades SET state='completed', requested=true WHERE tenant_id=:tenant", tenant=A)
 
     result = tenanttls("upgrade", A, "--data", str(data))
 
@@ -140,8 +157,7 @@ def test_history_unknown(data):
 
 
 def test_newer_schema_rejected(data):
-    with sqlite3.connect(data / "tenanttls.db") as connection:
-        connection.execute("UPDATE alembic_version SET version_num='9999'")
+    execute(data, "UPDATE alembic_version SET version_num='9999'")
 
     result = tenanttls("status", "--data", str(data))
 
@@ -150,7 +166,7 @@ def test_newer_schema_rejected(data):
     assert "newer" in result.stderr
 
 
-def test_missing_store(tmp_path):
+def test_missing_store(tmp_path, database):
     result = tenanttls("status", "--data", str(tmp_path / "none"))
 
     assert result.returncode == 10

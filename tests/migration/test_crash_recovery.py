@@ -34,6 +34,8 @@ def _write_config(harness, path):
             "microsoft_ca_bundle", "key_encryption_key", "dns_server")
     lines = ["[tenanttls]", f'data_dir = "{settings.data_dir}"', 'grace = "1s"', 'lease = "3s"', "max_attempts = 20"]
     lines += [f'{key} = "{getattr(settings, key)}"' for key in keys]
+    if settings.database_url:
+        lines.append(f'database_url = "{settings.database_url}"')
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -27,7 +27,9 @@ def test_open_uninitialised_without_create(store_url):
 
 def test_open_twice_keeps_data(store):
     with store.write() as connection:
-        connection.execute(text("INSERT INTO acme_accounts VALUES ('d', x'00', NULL, '2026-01-01 00:00:00')"))
+        connection.execute(
+            text("INSERT INTO acme_accounts VALUES ('d', :key, NULL, '2026-01-01 00:00:00+00')"), {"key": b"\x00"}
+        )
 
     again = open_store(store.url)
     with again.engine.connect() as connection:
