@@ -1,4 +1,4 @@
-"""Commands of the identity component: ``identity show``, ``identity renew`` and ``dns serve``."""
+"""Commands of the identity component: ``identity show``, ``identity renew``, ``identity rekey`` and ``dns serve``."""
 
 from __future__ import annotations
 
@@ -241,7 +241,7 @@ def _tenant_id(engine, identities: IdentityService, tenant: str) -> str:
 
 
 def _known_tenant_id(engine, identities: IdentityService, tenant_id: str) -> str:
-    """Return `tenant_id` when the tenants table or the identities table knows it."""
+    """Return `tenant_id` when the tenants table or the identities table contains it."""
     with engine.connect() as connection:
         known = connection.execute(select(tenants.c.tenant_id).where(tenants.c.tenant_id == tenant_id)).first()
     if known is not None:
@@ -289,7 +289,7 @@ def _details(identity, certificate, now: datetime) -> dict[str, Any]:
 
 
 def _warnings(identity, certificate) -> list[str]:
-    """Return what the operator should know about the identity beyond its fields."""
+    """Return the notes on the identity that its fields do not show: a local-ca certificate, a release."""
     warnings = []
     if certificate is not None and certificate.backend == "local-ca":
         warnings.append(_LOCAL_CA_NOTE)
