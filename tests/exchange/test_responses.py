@@ -178,6 +178,23 @@ def test_malformed_value_described(client, scripted, value, found):
     assert "expected an OData collection, a 'value' array of objects" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "connector, found",
+    [
+        ({"Enabled": True}, "an inbound connector without the 'Name' field"),
+        ({"Name": "X", "SenderDomains": 5}, "an inbound connector with a field of an unexpected type or value"),
+    ],
+    ids=["no-name", "domains-int"],
+)
+def test_malformed_connector_described(client, scripted, connector, found):
+    scripted.default = Reply(200, {"value": [connector]})
+
+    with pytest.raises(UnexpectedResponse) as caught:
+        client.get_inbound_connectors(TENANT)
+
+    assert str(caught.value).startswith(f"Exchange returned {found}")
+
+
 def test_html_error_page_not_not_found(client, scripted):
     scripted.default = Reply(404, "<html>Not Found</html>")
 

@@ -118,8 +118,10 @@ def test_malformed_records_raise_unexpected(client, scripted, reply):
 def test_domain_without_id_unexpected(client, scripted):
     scripted.default = Reply(200, {"isVerified": True})
 
-    with pytest.raises(UnexpectedResponse, match="'id'"):
+    with pytest.raises(UnexpectedResponse) as caught:
         client.get_domain(TENANT, NAME)
+
+    assert str(caught.value).startswith("Graph returned an object without the 'id' field for GET /v1.0/domains/")
 
 
 def test_verify_failure_is_invalid_request(client, scripted):

@@ -25,7 +25,7 @@ from tenanttls.exchange.responses import InvokeResult, error_for, is_concurrency
 from tenanttls.transport.bearer import TokenSource, send_with_token
 from tenanttls.transport.http import Transport
 from tenanttls.transport.network import require_https
-from tenanttls.transport.responses import read_json_object, read_next_link, read_value_list
+from tenanttls.transport.responses import describe_field_error, read_json_object, read_next_link, read_value_list
 from tenanttls.transport.retry import Deadline
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class ExchangeClient:
             return InboundConnector.from_exchange(raw)
         except (KeyError, TypeError, AttributeError) as error:
             raise UnexpectedResponse(
-                f"Exchange returned an inbound connector without a valid {error} field in tenant {tenant}",
+                f"Exchange returned an inbound connector {describe_field_error(error)} in tenant {tenant}",
                 tenant=tenant,
                 operation="Get-InboundConnector",
             ) from error
@@ -250,7 +250,7 @@ class ExchangeClient:
             return AcceptedDomain.from_exchange(raw)
         except (KeyError, TypeError, AttributeError) as error:
             raise UnexpectedResponse(
-                f"Exchange returned an accepted domain without a valid {error} field in tenant {tenant}",
+                f"Exchange returned an accepted domain {describe_field_error(error)} in tenant {tenant}",
                 tenant=tenant,
                 operation="Get-AcceptedDomain",
             ) from error

@@ -20,7 +20,13 @@ from tenanttls.graph.responses import error_for
 from tenanttls.transport.bearer import TokenSource, send_with_token
 from tenanttls.transport.http import Transport
 from tenanttls.transport.network import require_https
-from tenanttls.transport.responses import context_of, read_json_object, read_next_link, read_value_list
+from tenanttls.transport.responses import (
+    context_of,
+    describe_field_error,
+    read_json_object,
+    read_next_link,
+    read_value_list,
+)
 from tenanttls.transport.retry import Deadline
 
 logger = logging.getLogger(__name__)
@@ -162,7 +168,7 @@ class GraphDomainsClient:
             return parse(raw)
         except (KeyError, TypeError, ValueError) as error:
             raise UnexpectedResponse(
-                f"Graph returned an object without a valid {error} field for {operation} in tenant {tenant}",
+                f"Graph returned an object {describe_field_error(error)} for {operation} in tenant {tenant}",
                 **context_of(response, tenant, operation),
             ) from error
 

@@ -31,6 +31,13 @@ def with_next_step(message: str, step: str) -> str:
     return f"{message}; {step}"
 
 
+def describe_field_error(error: Exception) -> str:
+    """Return what a record parser found wrong: a missing field (KeyError) or a value of another type."""
+    if isinstance(error, KeyError) and error.args:
+        return f"without the {error.args[0]!r} field"
+    return f"with a field of an unexpected type or value ({error})"
+
+
 def context_of(response: httpx.Response, tenant: str, operation: str) -> dict[str, Any]:
     """Return the keyword arguments that name a failed request in a `MicrosoftApiError`."""
     return {
