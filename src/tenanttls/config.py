@@ -49,6 +49,8 @@ class Settings:
     grace: timedelta = timedelta(hours=24)
     lease: timedelta = timedelta(minutes=5)
     max_attempts: int = 8
+    # How often each worker checks completed tenants for drift; 0 turns the check off.
+    drift_interval: timedelta = timedelta(hours=6)
 
     dns_backend: str = "builtin"  # "builtin" or "rfc2136"
     dns_server: str = "127.0.0.1:5353"
@@ -62,6 +64,13 @@ class Settings:
     certificate_lifetime: timedelta = timedelta(days=90)  # local-ca only
     renewal_fraction: float = 1 / 3
     orders_per_hour: int = 300
+
+    # Microsoft requests per second across the workers that draw from one budget, and the burst.
+    requests_per_second: float = 20.0
+    request_burst: int = 20
+    # Where that budget is kept: "store" (one bucket in the database, shared by every worker),
+    # "process" (one bucket per worker process) or "auto" (store on PostgreSQL, process on SQLite).
+    request_budget: str = "auto"
 
     portal_url: str = ""  # the portal's address as browsers see it (redirect URIs derive from it); empty: http://HOST:PORT
     portal_session_secret: str = ""  # secret reference to the cookie-signing key; empty: DATA/portal-session.key
@@ -195,6 +204,15 @@ def validate_settings(settings: Settings) -> None:
     if not 0 < settings.renewal_fraction < 1:
         raise ConfigurationError(
             f"invalid renewal_fraction {settings.renewal_fraction}: use a fraction of the lifetime between 0 and 1"
+        )
+    if settings.request_budget not in ("auto", "store", "process"):
+        raise ConfigurationError(
+            f"invalid request_budget {settings.request_budget!r}: use 'auto', 'store' or 'process'"
+        )
+    if settings.requests_per_second <= 0 or settings.request_burst < 1:
+        raise ConfigurationError(
+            f"invalid request budget requests_per_second={settings.requests_per_second:g} "
+            f"request_burst={settings.request_burst}: use a positive rate and a burst of 1 or more"
         )
     if settings.max_attempts < 1:
         raise ConfigurationError(f"invalid max_attempts {settings.max_attempts}: use 1 or more")

@@ -203,3 +203,32 @@ def test_failed_repair_reports_progress(environment):
     assert event.after is None
     assert "failed:" in event.detail
     assert all(line in event.detail for line in applied)
+
+
+def test_scheduled_pass_records_drift(environment):
+    from tenanttls.audit.drift import check_completed_tenants
+
+    environment.context.exchange.set_inbound_connector(TENANT, CONNECTOR, {"RequireTls": False})
+
+    result = check_completed_tenants(environment.context)
+
+    assert result.checked == 1
+    assert result.drifted == 1
+    assert result.failed == 0
+    assert latest_drift(environment.context, TENANT).action == DRIFT_DETECTED
+    assert latest_drift(environment.context, TENANT).actor == "worker:drift"
+    assert environment.context.exchange.get_inbound_connector(TENANT, CONNECTOR).require_tls is False
+
+
+def test_scheduled_pass_stops_when_asked(environment):
+    import threading
+
+    from tenanttls.audit.drift import check_completed_tenants
+
+    stop = threading.Event()
+    stop.set()
+
+    result = check_completed_tenants(environment.context, stop=stop)
+
+    assert result.checked == 0
+    assert latest_drift(environment.context, TENANT) is None

@@ -118,3 +118,33 @@ def test_workers_on_postgres(engine_factory, postgres_url):
     for tenant in tenants:
         names = sorted(c.name for c in harness.context.exchange.get_inbound_connectors(tenant["tenant_id"]))
         assert names == ["CrosswareInboundConnector", "CrosswareInboundConnector-BACKUP"]
+
+
+def test_worker_runs_periodic_task(engine_factory):
+    import threading
+
+    from tenanttls.migration.worker import PeriodicTask
+
+    tenant = make_tenant(consent=False)
+    harness = engine_factory([tenant])
+    harness.enrol(tenant["tenant_id"])
+    passes: list[bool] = []
+    ran_twice = threading.Event()
+
+    def record(stop: threading.Event) -> None:
+        passes.append(stop.is_set())
+        if len(passes) == 1:
+            raise RuntimeError("a failing pass must not end the schedule")
+        ran_twice.set()
+
+    worker = Worker(harness.context, concurrency=1, poll_interval=0.05, periodic=(PeriodicTask("probe", 0.05, record),))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+
+    assert ran_twice.wait(10)
+    worker.stop()
+    thread.join(10)
+
+    assert not thread.is_alive()
+    assert len(passes) >= 2
+    assert passes[0] is False

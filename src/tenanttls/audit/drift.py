@@ -15,6 +15,7 @@ drift while drift was open.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -250,6 +251,44 @@ def check_tenant(
         raise
     _record_repair(context, tenant_id, items, repaired, remaining, actor)
     return DriftReport(tenant_id, now, tuple(items), tuple(repaired), tuple(remaining))
+
+
+@dataclass(frozen=True)
+class DriftPass:
+    """Counts of one scheduled drift check over the completed tenants."""
+
+    checked: int
+    drifted: int
+    failed: int
+
+
+def check_completed_tenants(
+    context: EngineContext, *, stop: threading.Event | None = None, actor: str = "worker:drift"
+) -> DriftPass:
+    """Check every completed tenant for drift without repairing it, recording what is found.
+
+    A tenant whose check fails (Microsoft unreachable, consent revoked, state changed since
+    the list was read) is logged with its error and skipped, so one tenant never stops the
+    pass. Returns early when `stop` is set.
+    """
+    checked = drifted = failed = 0
+    for tenant_id in completed_tenants(context):
+        if stop is not None and stop.is_set():
+            break
+
+        try:
+            report = check_tenant(context, tenant_id, actor=actor)
+        except TenantTlsError as error:
+            failed += 1
+            logger.warning("drift check failed: tenant=%s error=%s", tenant_id, error)
+            continue
+
+        checked += 1
+        if report.items:
+            drifted += 1
+
+    logger.info("drift pass finished: checked=%d drifted=%d failed=%d", checked, drifted, failed)
+    return DriftPass(checked, drifted, failed)
 
 
 def _completed_upgrade(context: EngineContext, tenant_id: str):  # type: ignore[no-untyped-def]

@@ -282,18 +282,23 @@ def worker(
     poll: float = typer.Option(1.0, "--poll", min=0.05, help="Seconds between looks for due tenants when idle."),
     exit_when_idle: bool = typer.Option(False, "--exit-when-idle", help="Exit when no requested tenant is due or waiting (for scripts)."),
     grace: Optional[str] = typer.Option(None, "--grace", help="Grace period before the switch, such as 24h or 5s (overrides the setting)."),
+    drift_interval: Optional[str] = typer.Option(
+        None, "--drift-interval", help="How often to check completed tenants for drift, such as 6h; 0 turns it off (overrides the setting)."
+    ),
 ) -> None:
     """Run upgrades: claim due tenants with leases and run their steps until SIGTERM or Ctrl-C.
 
     Several workers may share one PostgreSQL store; a crashed worker's tenants are
     taken over when its leases expire. Logs every step with the tenant id (use -v).
+    Every drift interval (6h by default) the worker also checks completed tenants
+    for drift and records what it finds in their audit trail, without repairing it.
     """
     from tenanttls.migration.wiring import build_context
     from tenanttls.migration.worker import Worker
 
-    settings = _settings(config, data) if grace is None else load_settings(config, data_dir=data, grace=grace)
+    settings = load_settings(config, data_dir=data, grace=grace, drift_interval=drift_interval)
     context = build_context(settings)
-    runner = Worker(context, concurrency=concurrency, poll_interval=poll)
+    runner = Worker(context, concurrency=concurrency, poll_interval=poll, periodic=_periodic_tasks(context, settings))
 
     def _stop(signum, _frame) -> None:
         logger.warning("worker stopping: signal=%s; running steps finish first", signal.Signals(signum).name)
@@ -307,6 +312,18 @@ def worker(
     finally:
         context.close()
     typer.echo(f"worker stopped: {stats.steps} steps, {stats.advances} state changes, {stats.retries} retries, {stats.stops} stopped for attention", err=True)
+
+
+def _periodic_tasks(context, settings: Settings) -> tuple:
+    """Return the worker's scheduled jobs: the drift check, unless its interval is 0."""
+    from tenanttls.audit.drift import check_completed_tenants
+    from tenanttls.migration.worker import PeriodicTask
+
+    seconds = settings.drift_interval.total_seconds()
+    if seconds <= 0:
+        return ()
+    # NOTE: each worker runs its own pass, so N workers check every tenant N times per interval.
+    return (PeriodicTask("drift", seconds, lambda stop: check_completed_tenants(context, stop=stop)),)
 
 
 def _nothing_scheduled(context) -> bool:

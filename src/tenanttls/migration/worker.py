@@ -52,6 +52,18 @@ class WorkerStats:
             self.steps_by_state[state] = self.steps_by_state.get(state, 0) + 1
 
 
+@dataclass(frozen=True)
+class PeriodicTask:
+    """A job the worker runs every `interval` seconds in a thread of its own, such as the drift check.
+
+    `run` receives the worker's stop event and should return soon after it is set.
+    """
+
+    name: str
+    interval: float
+    run: Callable[[threading.Event], object]
+
+
 class Worker:
     """Runs due upgrades from the store until stopped (or until `until()` is true)."""
 
@@ -63,6 +75,7 @@ class Worker:
         poll_interval: float = 1.0,
         owner: str | None = None,
         max_steps_per_claim: int = 50,
+        periodic: tuple[PeriodicTask, ...] = (),
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"invalid worker concurrency {concurrency}: use 1 or more")
@@ -76,6 +89,7 @@ class Worker:
         self._wake = threading.Event()
         self._running: dict[str, Future] = {}
         self._lock = threading.Lock()
+        self.periodic = periodic
 
     def stop(self) -> None:
         """Ask the worker to finish: running steps complete, no new step starts."""
@@ -96,6 +110,7 @@ class Worker:
         `until` is called only while no tenant is running, so it reads settled states.
         """
         logger.info("worker started: owner=%s concurrency=%d", self.owner, self.concurrency)
+        threads = [self._start_periodic(task) for task in self.periodic]
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tenanttls-worker") as pool:
             while not self._stop.is_set():
                 claimed = self._claim(pool)
@@ -104,6 +119,9 @@ class Worker:
                 if not claimed:
                     self._wait()
             self._drain()
+        self._stop.set()
+        for thread in threads:
+            thread.join()
         logger.info(
             "worker stopped: owner=%s steps=%d advances=%d retries=%d stops=%d",
             self.owner,
@@ -113,6 +131,22 @@ class Worker:
             self.stats.stops,
         )
         return self.stats
+
+    def _start_periodic(self, task: PeriodicTask) -> threading.Thread:
+        """Start a thread that runs `task` every `task.interval` seconds until the worker stops."""
+
+        def loop() -> None:
+            while not self._stop.wait(task.interval):
+                try:
+                    task.run(self._stop)
+                except Exception:
+                    # A failed pass must not end the loop: the next interval tries again.
+                    logger.exception("periodic task failed: task=%s owner=%s", task.name, self.owner)
+
+        thread = threading.Thread(target=loop, name=f"tenanttls-{task.name}", daemon=True)
+        thread.start()
+        logger.info("periodic task started: task=%s interval=%.0fs", task.name, task.interval)
+        return thread
 
     def _idle(self) -> bool:
         with self._lock:
