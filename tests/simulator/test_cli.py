@@ -90,6 +90,30 @@ def test_seed_example_loads_and_gives_tokens(tmp_path):
     assert [tenant["tenant_id"] for tenant in tenants] == [CONTOSO_ID, FABRIKAM_ID]
 
 
+def test_seed_example_key_out_tightens_mode(tmp_path):
+    key = tmp_path / "app.key"
+    key.write_text("old contents")
+    key.chmod(0o644)
+
+    result = _run("simulator", "seed-example", "--key-out", str(key))
+
+    assert result.returncode == 0
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert [path.name for path in tmp_path.iterdir()] == ["app.key"]
+
+
+def test_seed_example_key_out_missing_folder(tmp_path):
+    key = tmp_path / "missing" / "app.key"
+
+    result = _run("simulator", "seed-example", "--key-out", str(key))
+
+    assert result.returncode == 2
+    assert f"error: cannot write the private key to {key}: the folder {key.parent} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
 def test_seed_example_without_key_says_so():
     result = _run("simulator", "seed-example")
 

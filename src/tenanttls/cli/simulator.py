@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
@@ -15,7 +14,7 @@ import typer
 from tenanttls.domain.names import is_guid
 from tenanttls.errors import InvalidInput
 from tenanttls.simulator import Simulator
-from tenanttls.simulator.example import EXAMPLE_CLIENT_ID, example_seed, new_app_certificate
+from tenanttls.simulator.example import EXAMPLE_CLIENT_ID, example_seed, new_app_certificate, write_private_key
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +73,7 @@ def seed_example(
     key_pem, certificate_pem = new_app_certificate()
     seed = example_seed(certificate_pem, (client_id or EXAMPLE_CLIENT_ID).strip().lower())
     if key_out is not None:
-        descriptor = os.open(key_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(key_pem)
+        write_private_key(key_out, key_pem)
         typer.echo(f"private key written to {key_out}", err=True)
     else:
         typer.echo("note: the app's private key was not kept; pass --key-out FILE to keep it", err=True)

@@ -8,13 +8,19 @@ IP-restricted gateway connector. Tenant names are placeholders (Contoso, Fabrika
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from tenanttls.errors import InvalidInput
 
 CONTOSO_ID = "8c2f9a41-5b7e-4d3c-9f1a-2e6b8d0c4a7f"
 FABRIKAM_ID = "d4e7a0b3-1c9f-4e2a-8b5d-7f3c6a9e1b02"
@@ -38,6 +44,35 @@ def new_app_certificate(common_name: str = "tenanttls provider app") -> tuple[st
     )
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return key_pem.decode(), certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def write_private_key(path: Path, key_pem: str) -> None:
+    """Write `key_pem` to `path` with mode 0600, replacing a file that is there.
+
+    The key goes to a new file in the same folder, created with mode 0600, which then
+    replaces `path` by rename. So the key is never readable by others, even when `path`
+    existed with wider permissions. Raises InvalidInput naming the path and the fix when
+    the folder is missing or not writable.
+    """
+    folder = path.parent
+    try:
+        # mkstemp creates the file with mode 0600.
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError as error:
+        raise InvalidInput(
+            f"cannot write the private key to {path}: the folder {folder} does not exist; create it or choose another --key-out"
+        ) from error
+    except OSError as error:
+        raise InvalidInput(f"cannot write the private key to {path}: {error.strerror}; choose another --key-out") from error
+
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(key_pem)
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise InvalidInput(f"cannot write the private key to {path}: {error.strerror}; choose another --key-out") from error
 
 
 def example_seed(certificate_pem: str, client_id: str = EXAMPLE_CLIENT_ID) -> dict[str, Any]:
