@@ -146,6 +146,33 @@ def test_serve_rejects_bad_seed(tmp_path):
     assert "invalid tenant id 'x'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--http-port", "70000"], "error: invalid --http-port 70000: expected a port from 1 to 65535, or 0 for a free one"),
+        (["--http-port", "-1"], "error: invalid --http-port -1: expected a port from 1 to 65535"),
+        (["--host", "999.1.1.1"], "error: invalid --host 999.1.1.1:"),
+    ],
+)
+def test_serve_rejects_invalid_option(tmp_path, options, message):
+    result = _run("simulator", "serve", "--data", str(tmp_path / "data"), *options)
+
+    assert result.returncode == 78
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_rejects_file_as_data(tmp_path):
+    seed = tmp_path / "seed.json"
+    seed.write_text("{}")
+
+    result = _run("simulator", "serve", "--data", str(seed))
+
+    assert result.returncode == 78
+    assert f"error: cannot use {seed} as the data folder: it is a file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_reports_busy_port(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -16,6 +16,7 @@ exist yet. Other front doors (the SMTP one) plug in with `add_service`: an objec
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import socket
@@ -88,6 +89,11 @@ class Simulator:
         self.state: SimulatorState | None = None  # type: ignore[assignment]
         self.clock: Clock | None = clock
         self.ca_path = self.data_dir / "tls" / "ca.pem"
+
+        for option, port in (("--http-port", http_port), ("--smtp-port", smtp_port)):
+            if port is not None and not 0 <= port <= 65535:
+                raise ConfigurationError(f"invalid {option} {port}: expected a port from 1 to 65535, or 0 for a free one")
+
         if smtp_port is not None:
             from tenanttls.simulator.smtp import SmtpFrontDoorService
 
@@ -118,9 +124,10 @@ class Simulator:
         """Open the state, create TLS material and keys if needed, apply the seed and listen; return self.
 
         Returns once the HTTPS listener accepts connections. Raises ConfigurationError when the
-        port cannot be bound or the server does not come up.
+        data folder cannot be created, the host and port cannot be bound or the server does not
+        come up.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_data_dir()
         tls = ensure_tls_files(self.data_dir / "tls", self.host)
         clock = self._open_state()
         issuer = TokenIssuer(self.data_dir / "keys", clock)
@@ -145,6 +152,19 @@ class Simulator:
             self._started.append(service)
         logger.info("simulator started: base_url=%s ca=%s tenants=%s", self.base_url, self.ca_path, len(self.state.tenant_ids()))
         return self
+
+    def _prepare_data_dir(self) -> None:
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigurationError(
+                f"cannot use {self.data_dir} as the data folder: it is a file; give --data the path of a folder "
+                "(it is created if missing)"
+            )
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigurationError(
+                f"cannot create the data folder {self.data_dir}: {error.strerror}; give --data a folder you can write to"
+            ) from error
 
     def _open_state(self) -> Clock:
         clock = self._given_clock or OffsetClock()
@@ -172,11 +192,14 @@ class Simulator:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((self.host, self.http_port))
-        except OSError as error:
+        except socket.gaierror as error:
             listener.close()
             raise ConfigurationError(
-                f"cannot listen on {self.host}:{self.http_port}: {error.strerror}; choose another --http-port or 0 for a free one"
+                f"invalid --host {self.host}: {error.strerror}; give an IP address of this machine, such as 127.0.0.1"
             ) from error
+        except OSError as error:
+            listener.close()
+            raise ConfigurationError(f"cannot listen on {self.host}:{self.http_port}: {_bind_hint(error)}") from error
         self._socket = listener
         self.http_port = listener.getsockname()[1]
 
@@ -251,3 +274,12 @@ class Simulator:
         if ":" in host:
             host = f"[{host}]"
         return f"https://{host}:{self.http_port}"
+
+
+def _bind_hint(error: OSError) -> str:
+    """Return the reason a bind failed and the option that fixes it."""
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{error.strerror}; the --host address is not one of this machine's, so give one such as 127.0.0.1"
+    if error.errno == errno.EACCES:
+        return f"{error.strerror}; ports below 1024 need privileges, so choose a higher --http-port or 0 for a free one"
+    return f"{error.strerror}; choose another --http-port or 0 for a free one"
