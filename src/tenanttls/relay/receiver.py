@@ -172,7 +172,11 @@ class RelaySMTP(SMTP):
             assert self.session is not None
             self._handshakes.record(self.session.peer, error.__cause__)
             return "421 4.7.0 TLS handshake failed"
-        return await super().handle_exception(error)
+
+        # aiosmtpd would reply 500 to a bug in a command handler; a local fault must defer instead.
+        peer = self.session.peer if self.session is not None else None
+        logger.exception("relay: command failed unexpectedly, replied 451 peer=%s error=%s", peer, error.__class__.__name__)
+        return TEMPORARY_FAILURE
 
     def count_message(self) -> int:
         self._messages += 1
@@ -234,7 +238,7 @@ class Receiver:
         try:
             reply, queued = await self._accept(content, envelope, peer)
         except Exception as error:
-            # A fault on the relay's side must defer the message. aiosmtpd would answer
+            # A fault on the relay's side must defer the message. aiosmtpd would reply
             # 500, and a 5xx makes the sender bounce mail that a retry would deliver.
             self._log_unexpected(error, content, peer)
             return TEMPORARY_FAILURE
