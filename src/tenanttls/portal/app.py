@@ -35,6 +35,7 @@ from tenanttls.portal.access import SignInRequired
 from tenanttls.portal.context import PortalContext
 from tenanttls.portal.rendering import create_templates, render
 from tenanttls.portal.security import SecurityHeadersMiddleware, content_security_policy, csrf_protect, safe_next_path
+from tenanttls.portal.validation import describe_errors
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +114,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
-        problems = "; ".join(f"{'.'.join(str(p) for p in item['loc'][1:])}: {item['msg']}" for item in error.errors())
-        return _error_response(request, 422, f"Invalid request: {problems}")
+        problems = describe_errors(error.errors())
+        message = " ".join(problem["message"] for problem in problems)
+        if _is_api(request):
+            return JSONResponse({"detail": message, "errors": problems}, status_code=422)
+        return _error_response(request, 422, message)
 
     @app.exception_handler(TenantTlsError)
     async def tenanttls_error(request: Request, error: TenantTlsError) -> Response:

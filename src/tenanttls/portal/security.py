@@ -45,12 +45,18 @@ def csrf_token(session: dict) -> str:
 async def csrf_protect(request: Request) -> None:
     """Reject an unsafe request that lacks the session's CSRF token or comes from another origin.
 
-    Raises HTTPException 403 with a message that tells the user to reload the page.
+    Raises HTTPException 403 with a message that tells the user to reload the page, 415
+    for a multipart body (a file upload), and `SignInRequired` without a signed-in session.
     """
     if request.method not in UNSAFE_METHODS:
         return
 
     _check_origin(request)
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise HTTPException(
+            status_code=415,
+            detail="File uploads are not accepted. The portal's forms send text fields only, and the API takes JSON.",
+        )
     if "user" not in request.session:
         _reject_signed_out(request)
         return
