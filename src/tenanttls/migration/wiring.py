@@ -34,6 +34,31 @@ def build_issuer(settings: Settings, publisher: Any, store: Store, clock: Clock)
     )
 
 
+def _transport_options(settings: Settings, transport_options: Any) -> Any:
+    """Return the transport options with the request budget from `settings` unless the caller set it."""
+    from tenanttls.transport.policy import TransportPolicy
+
+    if isinstance(transport_options, TransportPolicy):
+        return transport_options
+    options = {"requests_per_second": settings.requests_per_second, "burst": settings.request_burst}
+    options.update(transport_options or {})
+    return options
+
+
+def build_request_budget(settings: Settings, store: Store, policy: Any) -> Any:
+    """Return the store's shared request budget when the settings choose it, else None.
+
+    ``request_budget = "auto"`` shares the budget on PostgreSQL, where several workers
+    run, and keeps one per process on SQLite.
+    """
+    from tenanttls.store.budget import StoreTokenBucket
+
+    choice = settings.request_budget
+    if choice == "process" or (choice == "auto" and store.is_sqlite):
+        return None
+    return StoreTokenBucket(store.engine, policy.requests_per_second, policy.burst)
+
+
 def build_context(
     settings: Settings,
     *,
@@ -61,7 +86,13 @@ def build_context(
     if verify is None:
         verify = settings.microsoft_ca_bundle or True
 
-    clients = build_clients(settings, verify=verify, clock=clock, transport_options=transport_options)
+    clients = build_clients(
+        settings, verify=verify, clock=clock, transport_options=_transport_options(settings, transport_options)
+    )
+    shared_budget = build_request_budget(settings, store, clients.transport.policy)
+    if shared_budget is not None:
+        # Same interface as the transport's own TokenBucket; every request now draws from the store.
+        clients.transport.bucket = shared_budget
     publisher = build_publisher(settings)
     issuer = build_issuer(settings, publisher, store, clock)
     certificates = CertificateService(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -193,4 +194,15 @@ dns_records = Table(
     Column("value", Text, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("zone", "name", "rtype", "value"),
+)
+
+request_budgets = Table(
+    "request_budgets",
+    metadata,
+    # A token bucket that every worker draws from before each Microsoft request.
+    Column("name", String(64), primary_key=True),
+    # May be negative: a caller that found the bucket empty reserved a token due later.
+    Column("tokens", Double, nullable=False),
+    # Seconds since the Unix epoch, on the database server's clock for PostgreSQL.
+    Column("updated_at", Double, nullable=False),
 )
