@@ -368,10 +368,19 @@ def demo(
     """Run the whole upgrade against the built-in simulator, with nothing to configure.
 
     Creates a fresh data folder, starts the simulated Microsoft 365 with N tenants
-    (plus awkward ones: a foreign connector, one that never consents, a pre-existing
-    -BACKUP), consents for them, runs the worker with a short grace period, shows
-    progress on stderr and prints a report. Exits 0 only when every consenting
-    tenant completed.
+    (plus awkward ones: a foreign connector, one that never consents, one with a
+    pre-existing CrosswareInboundConnector-BACKUP), consents for them and runs the
+    worker with a short grace period.
+
+    While the fleet upgrades, a relay in front of the simulator's SMTP front door
+    carries a steady stream of mail for every tenant: normal and null-sender
+    messages, each to a recipient inside the tenant and one outside. Progress goes
+    to stderr. The report ends with the mail table: per upgrade state, the messages
+    sent, accepted, deferred, rejected, lost and pending.
+
+    Exits 0 only when every consenting tenant completed, nothing timed out and no
+    message broke the mail-flow expectation (null-sender mail to outside recipients
+    is rejected only before a tenant's switch, and nothing is lost).
     """
     from tenanttls.domain.durations import parse_duration
     from tenanttls.migration.demo import DemoOptions, run_demo
