@@ -30,8 +30,21 @@ def test_text_control_characters():
     assert "control characters" in caught.value.errors["q"]
 
 
-def test_text_multiline_keeps_newlines():
-    assert forms.text({"note": "a\r\nb"}, "note", label="Note", max_length=10, multiline=True) == "a\r\nb"
+def test_text_multiline_keeps_newlines_as_lf():
+    assert forms.text({"note": "a\r\nb\rc\nd"}, "note", label="Note", max_length=10, multiline=True) == "a\nb\nc\nd"
+
+
+def test_text_counts_crlf_as_one():
+    note = ("x" * 98 + "\r\n") * 20 + "y" * 20
+    assert len(note) == 2020
+    assert len(forms.text({"note": note}, "note", label="Note", max_length=2000, multiline=True)) == 2000
+
+
+def test_text_too_long_multiline_counts_as_typed():
+    note = ("x" * 98 + "\r\n") * 20 + "y" * 21
+    with pytest.raises(forms.FormError) as caught:
+        forms.text({"note": note}, "note", label="Note", max_length=2000, multiline=True)
+    assert caught.value.errors["note"] == "Note is 2,001 characters long, counting each line break as one; the maximum is 2,000"
 
 
 def test_text_rejects_file_upload():

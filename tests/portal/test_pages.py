@@ -235,7 +235,7 @@ def test_manual_request_validation_messages(portal):
     bad = client.post(f"/tenants/{TENANT_A}/manual", data={"csrf_token": token, "contact_email": "not-an-address", "note": "x" * 2001})
     assert bad.status_code == 422
     assert "Contact e-mail &#39;not-an-address&#39; is not an e-mail address" in bad.text
-    assert "Note for support is 2001 characters long; the maximum is 2000" in bad.text
+    assert "Note for support is 2,001 characters long, counting each line break as one; the maximum is 2,000" in bad.text
     assert portal.upgrade(TENANT_A).state == "awaiting_consent"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tenanttls.errors import ConsentRequired, PermissionDenied
 from tenanttls.portal import forms
@@ -33,12 +33,19 @@ class StartRequest(BaseModel):
     plan_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="`fingerprint` from GET …/plan")
 
 
+def _line_breaks_as_lf(value: Any) -> Any:
+    """Turn CR LF line breaks into LF before the length check, as the forms count them."""
+    return forms.normalize_line_breaks(value) if isinstance(value, str) else value
+
+
 class ManualRequest(BaseModel):
     """Hand the upgrade to support."""
 
     model_config = ConfigDict(extra="forbid")
     contact_email: str = Field(min_length=3, max_length=forms.MAX_EMAIL_LENGTH, pattern=forms.EMAIL_PATTERN.pattern)
     note: str = Field(default="", max_length=MAX_NOTE_LENGTH)
+
+    _note_line_breaks = field_validator("note", mode="before")(_line_breaks_as_lf)
 
 
 class RollbackRequest(BaseModel):
@@ -47,6 +54,8 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     confirm: bool
     reason: str = Field(default="", max_length=500)
+
+    _reason_line_breaks = field_validator("reason", mode="before")(_line_breaks_as_lf)
 
 
 def _context(request: Request):

@@ -45,17 +45,30 @@ def _raw(form: Mapping[str, Any], name: str) -> str | None:
 
 
 def text(form: Mapping[str, Any], name: str, *, label: str, max_length: int, required: bool = False, multiline: bool = False) -> str:
-    """Return the field as stripped text of at most `max_length` characters."""
+    """Return the field as stripped text of at most `max_length` characters.
+
+    Multiline text comes back with ``\\n`` line breaks. Browsers send a textarea's line
+    breaks as CR LF but count each as one character for ``maxlength``, so the length is
+    counted after the CR LF pairs become LF, the way the user saw it.
+    """
     value = (_raw(form, name) or "").strip()
+    if multiline:
+        value = normalize_line_breaks(value)
     if required and not value:
         raise FormError({name: f"{label} is required"})
     if len(value) > max_length:
-        raise FormError({name: f"{label} is {len(value)} characters long; the maximum is {max_length}"})
+        counted = ", counting each line break as one" if multiline else ""
+        raise FormError({name: f"{label} is {len(value):,} characters long{counted}; the maximum is {max_length:,}"})
 
-    allowed = "\r\n\t" if multiline else ""
+    allowed = "\n\t" if multiline else ""
     if any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in value):
         raise FormError({name: f"{label} contains control characters; remove them"})
     return value
+
+
+def normalize_line_breaks(value: str) -> str:
+    """Return `value` with CR LF and lone CR line breaks turned into LF."""
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def email(form: Mapping[str, Any], name: str, *, label: str, required: bool = True) -> str:
