@@ -64,6 +64,24 @@ def test_portal_command_serves_pages(tmp_path, portal):
     assert "Finished server process" in rest
 
 
+def test_portal_command_reads_data_folder(portal):
+    """``--data DIR`` alone finds DIR/tenanttls.toml and the store DIR/tenanttls.db."""
+    settings = portal.harness.settings
+    _settings_file(settings.data_dir / "tenanttls.toml", settings)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "tenanttls"), "portal", "-d", str(settings.data_dir), "--port", "0"],
+        cwd=REPOSITORY, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        base_url = _wait_for_listener(process)
+        operator_sign_in = httpx.get(f"{base_url}/operator/sign-in")
+        assert operator_sign_in.status_code == 303
+        assert f"/{PROVIDER_TENANT}/oauth2/v2.0/authorize?" in operator_sign_in.headers["location"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+
+
 def _wait_for_listener(process: subprocess.Popen) -> str:
     """Return the portal's URL from uvicorn's start-up line on stderr."""
     deadline = time.monotonic() + 30

@@ -40,7 +40,10 @@ def register(app: typer.Typer) -> None:
     def portal(
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8080, "--port", min=0, max=65535, help="TCP port to listen on; 0 picks a free one."),
-        config: Path | None = typer.Option(None, "--config", exists=True, dir_okay=False, help="TOML settings file."),
+        config: Path | None = typer.Option(
+            None, "--config", "-c", exists=True, dir_okay=False, help="TOML settings file (default: DATA/tenanttls.toml when it exists)."
+        ),
+        data: Path | None = typer.Option(None, "--data", "-d", help="Data folder; the default store is DATA/tenanttls.db."),
         public_url: str | None = typer.Option(
             None, "--public-url", help="The portal's address as browsers see it (default: the portal_url setting, else http://HOST:PORT)."
         ),
@@ -52,7 +55,7 @@ def register(app: typer.Typer) -> None:
         from tenanttls.portal import build_portal
         from tenanttls.portal.app import create_app
 
-        settings = load_settings(config)
+        settings = load_settings(config, data_dir=data)
         sock = _listen(host, port)
         bound = sock.getsockname()[1]
         listen_url = f"http://{host}:{bound}" if ":" not in host else f"http://[{host}]:{bound}"
