@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from tenanttls.clock import OffsetClock
 from tenanttls.simulator import Simulator, SimulatorState
-from tests.fixtures.simulator import make_tenant
+from tests.fixtures.simulator import make_app_credentials, make_tenant
 from tests.simulator.helpers import access_token, graph_token, https_client, invoke
 
 NEW_CONNECTOR = {
@@ -134,3 +136,49 @@ def test_offset_beyond_latest_time_dropped(tmp_path):
 
     assert clock.status_code == 200
     assert clock.json()["offset_seconds"] == 0
+
+
+def test_restart_keeps_changed_settings(simulator_factory, app_credentials, tmp_path, caplog):
+    first_tenant = make_tenant()
+    seed = {"tenants": [first_tenant], "settings": {"page_size": 1000, "delays": {"connector_seconds": 0}}}
+    data = tmp_path / "data"
+    first = simulator_factory(seed, data_dir=data)
+    with https_client(first) as http:
+        http.patch("/_simulator/settings", json={"page_size": 5, "delays": {"connector_seconds": 60}})
+        mutations_before = len(http.get("/_simulator/mutations").json()["mutations"])
+    first.stop()
+
+    # The same seed file with one more tenant, as an operator restarts `serve --seed`.
+    new_tenant = make_tenant()
+    caplog.set_level(logging.INFO, logger="tenanttls.simulator")
+    second = simulator_factory({**seed, "tenants": [first_tenant, new_tenant]}, data_dir=data)
+    with https_client(second) as http:
+        settings = http.get("/_simulator/settings").json()
+        mutations = http.get("/_simulator/mutations").json()["mutations"][mutations_before:]
+
+    assert settings["page_size"] == 5
+    assert settings["delays"]["connector_seconds"] == 60
+    assert [item["operation"] for item in mutations] == ["seed-tenant"]
+    assert mutations[0]["tenant_id"] == new_tenant["tenant_id"]
+    assert "simulator seed settings not applied" in caplog.text
+    assert "tenants_added=1 tenants_kept=1 app=kept-stored settings=kept-stored" in caplog.text
+
+
+def test_restart_keeps_stored_app(simulator_factory, app_credentials, tmp_path, caplog):
+    tenant = make_tenant()
+    data = tmp_path / "data"
+    simulator_factory({"tenants": [tenant]}, data_dir=data).stop()
+
+    other_app = make_app_credentials()
+    caplog.set_level(logging.INFO, logger="tenanttls.simulator")
+    second = simulator_factory({"app": other_app.seed_app(), "tenants": [tenant]}, data_dir=data)
+
+    assert second.state.app["client_id"] == app_credentials.client_id
+    assert f"simulator seed app not applied: client_id={other_app.client_id}" in caplog.text
+    assert access_token(second, app_credentials, tenant["tenant_id"])
+
+
+def test_first_start_applies_seed_settings(simulator_factory, tmp_path):
+    simulator = simulator_factory({"tenants": [], "settings": {"page_size": 7}}, data_dir=tmp_path / "data")
+
+    assert simulator.state.settings["page_size"] == 7

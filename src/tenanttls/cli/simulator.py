@@ -24,7 +24,10 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Keep loopback: the /_simulator/ API has no authentication."),
     http_port: int = typer.Option(0, "--http-port", help="HTTPS port; 0 picks a free port, printed at start."),
     seed: Optional[Path] = typer.Option(
-        None, "--seed", help="JSON seed file (see docs/simulator.md); tenants that already exist in DATA are kept."
+        None,
+        "--seed",
+        help="JSON seed file (see docs/simulator.md). On a DATA folder with stored state it only adds missing tenants: "
+        "stored tenants, app and settings are kept.",
     ),
     dns_nameserver: Optional[str] = typer.Option(
         None, "--dns-nameserver", help="HOST:PORT of the nameserver that Graph's domain verify queries; default: the system resolver."

@@ -44,7 +44,7 @@ from tenanttls.simulator.exchange.connectors import seed_connector
 from tenanttls.simulator.exchange.context import CmdletContext
 from tenanttls.simulator.exchange.errors import CmdletError
 from tenanttls.simulator.jsonbody import InvalidJsonBody, parse_json
-from tenanttls.simulator.settings import apply_overrides, validate_delays, validate_faults
+from tenanttls.simulator.settings import apply_overrides, apply_settings, validate_delays, validate_faults, validate_settings
 from tenanttls.simulator.signin import parse_users
 from tenanttls.simulator.state import SimulatorState
 from tenanttls.simulator.tokens import certificate_thumbprints
@@ -88,7 +88,9 @@ def apply_seed(state: SimulatorState, seed: Mapping[str, Any], *, replace: bool 
     """Register the seed's app, apply its settings and add its tenants; return the ids of the tenants added.
 
     Everything is checked before anything is stored. An existing tenant is an error unless
-    `replace` (overwrite it) or `skip_existing` (keep it as it is, as on a restart) is set.
+    `replace` (overwrite it) or `skip_existing` is set. `skip_existing` is the restart rule:
+    stored state wins, so existing tenants, a stored app and stored settings are kept as
+    they are, and a warning names a stored value that the seed would have changed.
     """
     if not isinstance(seed, Mapping):
         raise InvalidInput("the seed must be a JSON object with 'app', 'tenants' and optional 'settings'")
@@ -96,7 +98,11 @@ def apply_seed(state: SimulatorState, seed: Mapping[str, Any], *, replace: bool 
     if unknown:
         raise InvalidInput(f"unknown seed key(s) {', '.join(unknown)}: valid keys are app, tenants, settings")
 
-    app = parse_app(seed["app"]) if seed.get("app") is not None else state.app
+    seed_app = parse_app(seed["app"]) if seed.get("app") is not None else None
+    seed_settings = validate_settings(seed["settings"]) if seed.get("settings") is not None else None
+    keep_app = skip_existing and state.app is not None
+    keep_settings = skip_existing and state.settings_stored
+    app = seed_app if seed_app is not None and not keep_app else state.app
     permissions = list(app["permissions"]) if app else list(catalog.DEFAULT_APP_PERMISSIONS)
     specs = seed.get("tenants") or []
     if not isinstance(specs, list):
@@ -104,10 +110,8 @@ def apply_seed(state: SimulatorState, seed: Mapping[str, Any], *, replace: bool 
 
     now = state.clock.now()
     documents = _build_tenants(state, specs, now=now, permissions=permissions, replace=replace or skip_existing)
-    if seed.get("settings") is not None:
-        state.update_settings(seed["settings"])
-    if seed.get("app") is not None and app is not None:
-        state.set_app(app)
+    settings_outcome = _apply_settings(state, seed_settings, keep=keep_settings)
+    app_outcome = _apply_app(state, seed_app, keep=keep_app)
 
     added = []
     for document in documents:
@@ -115,7 +119,45 @@ def apply_seed(state: SimulatorState, seed: Mapping[str, Any], *, replace: bool 
             continue
         state.add_tenant(document, replace=replace)
         added.append(document["tenant_id"])
+    logger.info(
+        "simulator seed applied: tenants_added=%s tenants_kept=%s app=%s settings=%s",
+        len(added), len(documents) - len(added), app_outcome, settings_outcome,
+    )
     return added
+
+
+def _apply_settings(state: SimulatorState, update: dict[str, Any] | None, *, keep: bool) -> str:
+    """Store the seed's settings unless `keep`; return what happened, for the log."""
+    if update is None:
+        return "none-in-seed"
+    if not keep:
+        state.update_settings(update)
+        return "applied"
+
+    if apply_settings(state.settings, update) != state.settings:
+        logger.warning(
+            "simulator seed settings not applied: reason=the data folder has stored settings, which win on a restart; "
+            "change them with PATCH /_simulator/settings"
+        )
+    return "kept-stored"
+
+
+def _apply_app(state: SimulatorState, app: dict[str, Any] | None, *, keep: bool) -> str:
+    """Store the seed's app unless `keep`; return what happened, for the log."""
+    if app is None:
+        return "none-in-seed"
+    if not keep:
+        state.set_app(app)
+        return "applied"
+
+    stored = state.app
+    if app != stored:
+        logger.warning(
+            "simulator seed app not applied: client_id=%s stored_client_id=%s reason=the data folder has a stored app, "
+            "which wins on a restart; replace it with POST /_simulator/seed",
+            app["client_id"], stored["client_id"] if stored else None,
+        )
+    return "kept-stored"
 
 
 def _build_tenants(

@@ -9,8 +9,8 @@
 
 Everything lives in the data folder: ``state.sqlite3`` (tenants, settings, mutation log),
 ``tls/`` (CA and server certificate) and ``keys/`` (token signing key). Starting again on the
-same folder resumes where it stopped; a seed given at start adds only tenants that do not
-exist yet. Other front doors (the SMTP one) plug in with `add_service`: an object with
+same folder resumes where it stopped: a seed given at start adds only tenants that do not
+exist yet, and a stored app and stored settings win over the seed's. Other front doors (the SMTP one) plug in with `add_service`: an object with
 ``start(simulator)`` and ``stop()``, started after the HTTPS listener and stopped before it.
 """
 
@@ -133,8 +133,7 @@ class Simulator:
         issuer = TokenIssuer(self.data_dir / "keys", clock)
         if self._seed is not None:
             seed = read_seed(Path(self._seed)) if isinstance(self._seed, (str, Path)) else self._seed
-            added = apply_seed(self.state, seed, skip_existing=True)
-            logger.info("simulator seed applied: tenants_added=%s", len(added))
+            apply_seed(self.state, seed, skip_existing=True)
 
         services = Services(
             state=self.state,

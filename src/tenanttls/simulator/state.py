@@ -90,6 +90,7 @@ class SimulatorState:
         self._reindex()
 
         stored = self._meta("settings")
+        self._settings_stored = stored is not None
         self._settings = apply_settings(default_settings(), stored) if stored else default_settings()
         self._app: Document | None = self._meta("app")
 
@@ -151,12 +152,19 @@ class SimulatorState:
         with self._lock:
             return copy.deepcopy(self._settings)
 
+    @property
+    def settings_stored(self) -> bool:
+        """Whether the data folder has stored settings, written by a seed or a settings update."""
+        with self._lock:
+            return self._settings_stored
+
     def update_settings(self, update: Mapping[str, Any]) -> dict[str, Any]:
         """Apply a partial update of the global settings (validated here) and return the result."""
         checked = validate_settings(update)
         with self._lock, self._transaction():
             self._settings = apply_settings(self._settings, checked)
             self._set_meta("settings", self._settings)
+            self._settings_stored = True
             self._log(None, "update-settings", checked)
             return copy.deepcopy(self._settings)
 
