@@ -3,9 +3,9 @@
 500 simulated tenants are upgraded by three ``tenanttls worker`` processes. A seeded
 random schedule sends SIGKILL to one of them every few seconds and starts a new one
 in its place. Afterwards every tenant must be completed, with one transition to
-completed, one new connector and one Graph domain; no two processes may have run a
-step of the same tenant at overlapping times (from the workers' logs); and no live
-worker may have lost a lease.
+completed, one new connector and one Graph domain. The workers' logs must show no two
+processes running a step of the same tenant at overlapping times, and no live worker
+may have lost a lease.
 
 One seed runs by default. ``TENANTTLS_MULTI_WORKER_SEEDS=1,2,3,4,5`` runs five:
 
