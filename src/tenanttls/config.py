@@ -76,6 +76,7 @@ class Settings:
     portal_session_secret: str = ""  # secret reference to the cookie-signing key; empty: DATA/portal-session.key
     provider_tenant_id: str = ""  # the provider's own tenant, where operators sign in; empty: no operator sign-in
     portal_operator_role: str = "Portal.Operator"  # the app role operators hold in the provider's tenant
+    portal_clock: str = "system"  # "simulator": follow the simulator's clock at login_url (against the simulator only)
 
     relay_listen: str = "127.0.0.1:2525"  # host:port where tenants' outbound connectors deliver to the relay
     relay_hostname: str = "relay.crossware.co.nz"  # the relay's EHLO name and the name in its loop-guard header
@@ -149,12 +150,13 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     """Return settings from the TOML file at `path` (if given), the environment and `overrides`.
 
     Later sources win. Unknown keys in the file raise `ConfigurationError` so typos are found.
-    When `path` is None and a `data_dir` override is given, ``DATA/tenanttls.toml`` is read
-    if it exists, so ``--data DIR`` alone finds the settings that `tenanttls demo` wrote.
+    When `path` is None, ``DATA/tenanttls.toml`` is read if it exists (see `find_config_file`),
+    so ``--data DIR`` alone finds the settings that `tenanttls demo` wrote.
     """
     environ = dict(os.environ if environ is None else environ)
-    if path is None and overrides.get("data_dir") is not None:
-        path = find_config_file(None, Path(str(overrides["data_dir"])), environ)
+    if path is None:
+        data_dir = overrides.get("data_dir")
+        path = find_config_file(None, Path(str(data_dir)) if data_dir is not None else None, environ)
 
     defaults = Settings()
     known = {f.name: getattr(defaults, f.name) for f in fields(Settings) if f.name != "extra"}

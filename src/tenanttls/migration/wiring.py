@@ -14,24 +14,13 @@ from tenanttls.store.db import Store, open_store
 
 
 def build_issuer(settings: Settings, publisher: Any, store: Store, clock: Clock) -> Any:
-    """Return the certificate issuer the settings name: the local CA in DATA/ca, or ACME."""
-    if settings.issuer_backend == "local-ca":
-        from tenanttls.certificates.local_ca import LocalCaIssuer
+    """Return the certificate issuer the settings name: the local CA in DATA/ca, or ACME.
 
-        return LocalCaIssuer(settings.data_dir / "ca", lifetime=settings.certificate_lifetime, clock=clock)
+    The certificates package builds it, so an ACME chain is also checked up to `acme_roots`.
+    """
+    from tenanttls.certificates.factory import build_issuer as build_certificate_issuer
 
-    from tenanttls.certificates.acme_issuer import AcmeAccounts, AcmeIssuer
-    from tenanttls.certificates.keystore import KeyStore
-
-    accounts = AcmeAccounts(store.engine, KeyStore.from_reference(settings.key_encryption_key), clock)
-    return AcmeIssuer(
-        settings.acme_directory,
-        publisher,
-        accounts,
-        settings.acme_ca_bundle or None,
-        profile=settings.acme_profile or None,
-        contact=settings.acme_contact or None,
-    )
+    return build_certificate_issuer(settings, store.engine, publisher, clock)
 
 
 def _transport_options(settings: Settings, transport_options: Any) -> Any:
