@@ -145,7 +145,8 @@ def portal_factory(engine_factory) -> Iterator[Callable[..., PortalEnvironment]]
     """Start the engine, the simulator and the portal: ``portal_factory(**engine_options)``."""
     started: list[Callable[[], None]] = []
 
-    def build(**options: Any) -> PortalEnvironment:
+    def build(*, portal_settings: dict[str, Any] | None = None, share_clock: bool = True, **options: Any) -> PortalEnvironment:
+        """Start a portal; `portal_settings` replace settings, and `share_clock=False` lets the portal pick its clock."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted connections inherit TCP_NODELAY, which uvicorn does not set on a socket it is given.
@@ -157,9 +158,10 @@ def portal_factory(engine_factory) -> Iterator[Callable[..., PortalEnvironment]]
         _register_redirect_uris(harness.simulator, base_url)
         _import_customers(harness)
 
-        settings = dataclasses.replace(harness.settings, provider_tenant_id=PROVIDER_TENANT)
+        settings = dataclasses.replace(harness.settings, provider_tenant_id=PROVIDER_TENANT, **(portal_settings or {}))
         context = build_portal(
-            settings, public_url=base_url, clock=harness.clock, verify=harness.simulator.ca_path, engine_context=harness.context
+            settings, public_url=base_url, clock=harness.clock if share_clock else None, verify=harness.simulator.ca_path,
+            engine_context=harness.context,
         )
         started.append(context.close)
         server = PortalServer(create_app(context), sock)

@@ -6,6 +6,7 @@ turns it into the FastAPI application that ``tenanttls portal`` serves.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from tenanttls.portal.config import PortalConfig, load_session_secret
 from tenanttls.portal.context import PortalContext
 from tenanttls.portal.oidc import CertificateCredential, OidcClient
 from tenanttls.portal.services import PortalServices
+from tenanttls.portal.simclock import SimulatorClock, validate_portal_clock
+
+logger = logging.getLogger(__name__)
 
 # Seconds the portal waits for the identity platform during sign-in.
 OIDC_TIMEOUT = 15.0
@@ -37,12 +41,18 @@ def build_portal(
     `engine_context` is an engine `EngineContext` to share (tests and the demo pass the
     worker's); without one, the portal builds its own from `settings`. `verify` is the CA
     bundle for the identity platform and Microsoft APIs (default: `microsoft_ca_bundle`).
+    `clock` defaults to the one the `portal_clock` setting selects.
     """
     from tenanttls.migration.wiring import build_context
 
-    clock = clock or SystemClock()
     if verify is None:
         verify = settings.microsoft_ca_bundle or True
+    http = httpx.Client(verify=str(verify) if isinstance(verify, Path) else verify, timeout=OIDC_TIMEOUT)
+    try:
+        clock = clock or _portal_clock(settings, http)
+    except ConfigurationError:
+        http.close()
+        raise
 
     owned_engine = engine_context is None
     if engine_context is None:
@@ -59,7 +69,6 @@ def build_portal(
         legacy_certificate_name=settings.legacy_certificate_name,
         grace=settings.grace,
     )
-    http = httpx.Client(verify=str(verify) if isinstance(verify, Path) else verify, timeout=OIDC_TIMEOUT)
     oidc = OidcClient(login_url=settings.login_url, client_id=settings.client_id, credential=_credential(settings), http=http, clock=clock)
 
     context = PortalContext(
@@ -74,6 +83,17 @@ def build_portal(
     if owned_engine:
         context.closers.append(engine_context.close)
     return context
+
+
+def _portal_clock(settings: Settings, http: httpx.Client) -> Clock:
+    """Return the clock that the `portal_clock` setting selects: wall time, or the simulator's clock."""
+    if validate_portal_clock(settings.portal_clock) == "system":
+        return SystemClock()
+
+    clock = SimulatorClock(settings.login_url, http)
+    clock.check()
+    logger.info("portal clock follows the simulator: url=%s offset_seconds=%.0f", clock.url, (clock.now() - SystemClock().now()).total_seconds())
+    return clock
 
 
 def _credential(settings: Settings) -> CertificateCredential:
