@@ -285,6 +285,10 @@ def worker(
     drift_interval: Optional[str] = typer.Option(
         None, "--drift-interval", help="How often to check completed tenants for drift, such as 6h; 0 turns it off (overrides the setting)."
     ),
+    metrics_port: Optional[int] = typer.Option(
+        None, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics on this port (0 picks a free one); off when not given."
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address the metrics port listens on."),
 ) -> None:
     """Run upgrades: claim due tenants with leases and run their steps until SIGTERM or Ctrl-C.
 
@@ -299,6 +303,11 @@ def worker(
     settings = load_settings(config, data_dir=data, grace=grace, drift_interval=drift_interval)
     context = build_context(settings)
     runner = Worker(context, concurrency=concurrency, poll_interval=poll, periodic=_periodic_tasks(context, settings))
+    if metrics_port is not None:
+        from tenanttls.cli.metrics import start_metrics
+        from tenanttls.metrics import TenantStateCollector
+
+        context.closers.append(start_metrics("worker", metrics_port, metrics_host, [TenantStateCollector(context.store)]))
 
     def _stop(signum, _frame) -> None:
         logger.warning("worker stopping: signal=%s; running steps finish first", signal.Signals(signum).name)

@@ -47,6 +47,10 @@ def register(app: typer.Typer) -> None:
         public_url: str | None = typer.Option(
             None, "--public-url", help="The portal's address as browsers see it (default: the portal_url setting, else http://HOST:PORT)."
         ),
+        metrics_port: int | None = typer.Option(
+            None, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics on this port (0 picks a free one); off when not given."
+        ),
+        metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address the metrics port listens on."),
     ) -> None:
         """Serve the provider portal: Admin Settings > Setup > Connector, the operator view and the JSON API."""
         import uvicorn
@@ -61,6 +65,11 @@ def register(app: typer.Typer) -> None:
         listen_url = f"http://{host}:{bound}" if ":" not in host else f"http://[{host}]:{bound}"
         context = build_portal(settings, public_url=public_url or settings.portal_url or listen_url)
         typer.echo(f"portal: listening on {listen_url}, public URL {context.config.public_url}", err=True)
+        if metrics_port is not None:
+            from tenanttls.cli.metrics import start_metrics
+            from tenanttls.metrics import TenantStateCollector
+
+            context.closers.append(start_metrics("portal", metrics_port, metrics_host, [TenantStateCollector(context.services.store)]))
         try:
             # The access log is off: it would write the query strings of the sign-in and consent
             # callbacks, which carry authorization codes. The app logs each request without them.

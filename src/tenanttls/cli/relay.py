@@ -46,6 +46,10 @@ def relay(
     no_reuse: bool = typer.Option(False, "--no-reuse", help="Open a new connection for every delivery."),
     retry: Optional[str] = typer.Option(None, "--retry", help="Retry delays in seconds, comma-separated, such as 60,300,900; the last repeats."),
     port_file: Optional[Path] = typer.Option(None, "--port-file", help="Write the listening port to this file once the relay listens."),
+    metrics_port: Optional[int] = typer.Option(
+        None, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics on this port (0 picks a free one); off when not given."
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address the metrics port listens on."),
 ) -> None:
     """Run the relay until SIGTERM or Ctrl-C: receive tenants' mail, queue it, deliver it with the tenant's certificate."""
     from tenanttls.relay.settings import relay_settings_from
@@ -65,7 +69,7 @@ def relay(
     if retry:
         extra["retry_schedule"] = _retry_schedule(retry)
     relay_settings = relay_settings_from(settings, **extra)
-    asyncio.run(_run_relay(settings, relay_settings, port_file))
+    asyncio.run(_run_relay(settings, relay_settings, port_file, metrics=(metrics_port, metrics_host)))
 
 
 def _retry_schedule(text: str) -> tuple[float, ...]:
@@ -83,7 +87,7 @@ def _retry_schedule(text: str) -> tuple[float, ...]:
     return delays
 
 
-async def _run_relay(settings, relay_settings, port_file: Optional[Path]) -> None:
+async def _run_relay(settings, relay_settings, port_file: Optional[Path], metrics: tuple = (None, "127.0.0.1")) -> None:
     from tenanttls.relay.server import Relay
     from tenanttls.relay.wiring import key_pairs_from
     from tenanttls.store.db import open_store
@@ -96,6 +100,12 @@ async def _run_relay(settings, relay_settings, port_file: Optional[Path]) -> Non
         loop.add_signal_handler(signum, stopped.set)
 
     await relay.start()
+    stop_metrics = None
+    if metrics[0] is not None:
+        from tenanttls.cli.metrics import start_metrics
+        from tenanttls.metrics import RelayCollector
+
+        stop_metrics = start_metrics("relay", metrics[0], metrics[1], [RelayCollector(relay.queue)])
     try:
         if relay.recovery is not None and relay.recovery.possible_duplicates:
             typer.echo(f"relay: {len(relay.recovery.possible_duplicates)} messages were being delivered at the last stop; "
@@ -106,6 +116,8 @@ async def _run_relay(settings, relay_settings, port_file: Optional[Path]) -> Non
         await stopped.wait()
     finally:
         await relay.stop()
+        if stop_metrics is not None:
+            stop_metrics()
         store.close()
 
 

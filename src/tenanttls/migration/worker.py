@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+from tenanttls.metrics import observe_step
 from tenanttls.migration.context import EngineContext, default_owner
 from tenanttls.migration.runner import StepReport, run_step
 from tenanttls.store.upgrades import LeaseLost, claim_due, next_claimable_at, release_lease
@@ -196,8 +197,11 @@ class Worker:
                 if self._stop.is_set():
                     break
                 start = _thread_cpu()
+                started = time.monotonic()
                 report = run_step(self.context, tenant_id, self.owner)
                 self.stats.add(report, _thread_cpu() - start)
+                if report.kind != "skip":
+                    observe_step(report.state_before.value, report.kind, time.monotonic() - started)
                 if not report.due_now:
                     break
         except LeaseLost as error:

@@ -27,6 +27,7 @@ import httpx
 
 from tenanttls.clock import Clock, SystemClock
 from tenanttls.errors import ConfigurationError, MicrosoftApiError, MicrosoftServiceError, Throttled
+from tenanttls.metrics import MICROSOFT_REQUESTS, MICROSOFT_RETRIES, attempt_outcome
 from tenanttls.transport.limits import TenantLimiter, TokenBucket
 from tenanttls.transport.network import (
     describe_network_error,
@@ -216,6 +217,8 @@ class Transport:
             except Throttled as error:  # a client-side limit could not be met before the deadline
                 error.correlation_id = request_id
                 raise self._fail(error, attempt - 1) from None
+            outcome = attempt_outcome(result.status, throttled=result.throttled)
+            MICROSOFT_REQUESTS.labels(outcome=outcome).inc()
             if result.response is not None and not (result.not_processed() or result.outcome_unknown()):
                 return result.response
 
@@ -234,6 +237,7 @@ class Transport:
                 request_id,
             )
             self._count(retries=1)
+            MICROSOFT_RETRIES.labels(outcome=outcome).inc()
             self._sleep(delay, deadline)
 
     def _attempt(
