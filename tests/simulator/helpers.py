@@ -57,8 +57,8 @@ def invoke(
 
 
 def error_text(response: httpx.Response) -> str:
-    """Return the readable text of an InvokeCommand error: ``details[0].message`` after the last ``|``."""
-    return response.json()["error"]["details"][0]["message"].rsplit("|", 1)[-1]
+    """Return the readable text of an InvokeCommand error: ``details[0].message`` after the second ``|``."""
+    return response.json()["error"]["details"][0]["message"].split("|", 2)[2]
 
 
 def error_type(response: httpx.Response) -> str:

@@ -328,7 +328,28 @@ def test_hostile_names_rejected_without_change(client, exchange_token, name):
     assert _mutations(client) == before
 
 
-@pytest.mark.parametrize("name", ["Connecteur Ünïcødé ✓", "O'Brien relay", "中文连接器", "Name;with,punctuation"])
+@pytest.mark.parametrize("length", [65, 10_240])
+def test_name_length_one_limit(client, exchange_token, length):
+    response = invoke(client, DEFAULT_TENANT_ID, exchange_token, "New-InboundConnector", {**DESIRED, "Name": "n" * length})
+
+    assert response.status_code == 400
+    assert error_text(response) == (
+        f"Cannot validate argument on parameter 'Name'. The length of the argument ({length}) "
+        "is longer than the maximum length of 64 characters."
+    )
+
+
+def test_name_error_lists_rejected_characters(client, exchange_token):
+    response = invoke(client, DEFAULT_TENANT_ID, exchange_token, "New-InboundConnector", {**DESIRED, "Name": 'O\'Brien "quoted"'})
+
+    assert error_type(response) == "Microsoft.Exchange.Data.DataValidationException"
+    assert error_text(response) == (
+        'The value of Name "O\'Brien \\"quoted\\"" isn\'t valid: it contains "\\"". '
+        'A connector name can\'t contain \\ / : * ? " < > | or a control character.'
+    )
+
+
+@pytest.mark.parametrize("name", ["Connecteur Ünïcødé ✓", "O'Brien relay", "中文连接器", "Name;with,punctuation", "a,b;c=d#e"])
 def test_unicode_and_punctuation_names_kept(client, exchange_token, name):
     response = invoke(client, DEFAULT_TENANT_ID, exchange_token, "New-InboundConnector", {**DESIRED, "Name": name})
     [connector] = _connectors(client, exchange_token, Identity=name)

@@ -21,6 +21,9 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # connectors is not documented, so Exchange may still reject a name that passes here.
 MAX_CONNECTOR_NAME_LENGTH = 64
 _CONNECTOR_NAME_FORBIDDEN = set('\\/:*?"<>|\r\n\t\x00')
+# The rejected characters (control characters below 32 are rejected too), and the same in words.
+CONNECTOR_NAME_FORBIDDEN = frozenset(_CONNECTOR_NAME_FORBIDDEN)
+CONNECTOR_NAME_FORBIDDEN_TEXT = '\\ / : * ? " < > | or a control character'
 
 
 def _show(value: object, limit: int = 80) -> str:
@@ -136,6 +139,6 @@ def validate_connector_name(value: str) -> str:
     if bad:
         raise InvalidInput(
             f"invalid connector name {_show(value)}: it contains {_show(''.join(bad))}; "
-            "use letters, digits, spaces, '-', '_' or '.'"
+            f"remove it, because a connector name can't contain {CONNECTOR_NAME_FORBIDDEN_TEXT}"
         )
     return value

@@ -22,7 +22,14 @@ from datetime import timedelta
 from typing import Any
 
 from tenanttls.errors import InvalidInput
-from tenanttls.domain.names import validate_connector_name, validate_domain_name
+from tenanttls.domain.names import (
+    CONNECTOR_NAME_FORBIDDEN,
+    CONNECTOR_NAME_FORBIDDEN_TEXT,
+    MAX_CONNECTOR_NAME_LENGTH,
+    validate_connector_name,
+    validate_domain_name,
+)
+from tenanttls.simulator.display import quoted
 from tenanttls.simulator import tenants
 from tenanttls.simulator.exchange import parameters as p
 from tenanttls.simulator.exchange.context import CmdletContext, CmdletResult, directory_fields
@@ -125,13 +132,13 @@ def _settable(add_remove: bool) -> tuple[p.Parameter, ...]:
 
 
 NEW_PARAMETERS = (
-    p.Parameter("Name", p.STRING, required=True),
+    p.Parameter("Name", p.STRING, required=True, max_length=MAX_CONNECTOR_NAME_LENGTH),
     p.Parameter("SenderDomains", p.LIST, required=True),
     *_settable(add_remove=False),
 )
 SET_PARAMETERS = (
     p.Parameter("Identity", p.STRING, required=True),
-    p.Parameter("Name", p.STRING, not_null=True),
+    p.Parameter("Name", p.STRING, not_null=True, max_length=MAX_CONNECTOR_NAME_LENGTH),
     p.Parameter("SenderDomains", p.LIST, allow_add_remove=True),
     *_settable(add_remove=True),
 )
@@ -273,10 +280,7 @@ def complete_connector(context: CmdletContext, fields: dict[str, Any], *, create
 
 def _validate(context: CmdletContext, fields: dict[str, Any], others: list[dict[str, Any]]) -> None:
     """Check the rules that concern the whole connector after the parameters were applied."""
-    try:
-        validate_connector_name(fields["Name"])
-    except InvalidInput as error:
-        raise validation_error(f"The value of Name isn't valid: {show(error, 300)}") from error
+    _check_name(fields["Name"])
 
     for other in others:
         if other["Name"].lower() == fields["Name"].lower():
@@ -309,6 +313,26 @@ def _validate(context: CmdletContext, fields: dict[str, Any], others: list[dict[
             "An OnPremises connector must identify the sending server: specify SenderIPAddresses or "
             "TlsSenderCertificateName."
         )
+
+
+def _check_name(name: str) -> None:
+    """Raise the validation error for a Name that `validate_connector_name` rejects, with the reason."""
+    try:
+        validate_connector_name(name)
+        return
+    except InvalidInput as error:
+        cause = error
+
+    forbidden = "".join(sorted({ch for ch in name if ch in CONNECTOR_NAME_FORBIDDEN or ord(ch) < 32}))
+    if forbidden:
+        reason = f"it contains {quoted(forbidden)}. A connector name can't contain {CONNECTOR_NAME_FORBIDDEN_TEXT}."
+    elif name != name.strip():
+        reason = "it starts or ends with a space. Remove the leading and trailing spaces."
+    elif len(name) > MAX_CONNECTOR_NAME_LENGTH:
+        reason = f"it has {len(name)} characters. The maximum is {MAX_CONNECTOR_NAME_LENGTH}."
+    else:
+        reason = f"{cause}."
+    raise validation_error(f"The value of Name {quoted(name)} isn't valid: {reason}") from cause
 
 
 def _apply_parameters(context: CmdletContext, fields: dict[str, Any], bound: dict[str, Any]) -> None:

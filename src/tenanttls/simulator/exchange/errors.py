@@ -7,7 +7,7 @@ A failed cmdlet returns::
                             "message": "Ex6F9304|Microsoft.Exchange...Exception|readable text"}],
                "innererror": {"message": ..., "type": ..., "internalexception": {...}}}}
 
-Clients take the readable text after the last ``|`` of ``details[0].message``.
+Clients take the readable text after the second ``|`` of ``details[0].message``; the text itself may contain ``|``.
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ class Parameter:
     # Multi-valued parameters of Set-* cmdlets also take {"Add": [...], "Remove": [...]}.
     allow_add_remove: bool = False
     not_null: bool = False
+    # Maximum characters of a string value (or of each item of a list); None means MAX_STRING_LENGTH.
+    max_length: int | None = None
 
 
 def _net_type(value: Any) -> str:
@@ -131,10 +133,11 @@ def _convert_string(parameter: Parameter, value: Any) -> str | None:
 def _check_text(parameter: Parameter, text: str) -> None:
     if "\x00" in text:
         raise binding_error(f"Cannot validate argument on parameter '{parameter.name}'. The value contains a NUL character.")
-    if len(text) > MAX_STRING_LENGTH:
+    maximum = parameter.max_length or MAX_STRING_LENGTH
+    if len(text) > maximum:
         raise binding_error(
             f"Cannot validate argument on parameter '{parameter.name}'. The length of the argument ({len(text)}) "
-            f"is longer than the maximum length of {MAX_STRING_LENGTH} characters."
+            f"is longer than the maximum length of {maximum} characters."
         )
 
 
