@@ -43,11 +43,88 @@ def test_timeline_grace_shows_time_left():
 
 
 def test_timeline_after_rollback_keeps_reached_steps():
-    events = [_moved("awaiting_consent", "identity", 1), _moved("identity", "rolling_back", 2)]
+    events = [_moved("awaiting_consent", "identity", 1), _moved("identity", "domain", 2), _moved("domain", "rolling_back", 3)]
     entries = {entry.key: entry for entry in build_timeline(state="rolled_back", consented_at=None, grace_until=None, events=events, now=T0)}
     assert entries["awaiting_consent"].status == "done"
     assert entries["identity"].status == "done"
     assert entries["domain"].status == "pending"
+
+
+def _forward(*states: str, start: int = 0) -> list[AuditEvent]:
+    return [_moved(before, after, start + index) for index, (before, after) in enumerate(zip(states, states[1:]))]
+
+
+def test_timeline_consent_done_before_worker():
+    entries = build_timeline(state="awaiting_consent", consented_at=T0, grace_until=None, events=[], now=T0)
+    status = {entry.key: entry.status for entry in entries}
+
+    assert entries[0].key == "awaiting_consent"
+    assert entries[0].status == "done"
+    assert entries[0].at == T0
+    assert "current" not in status.values()
+
+
+def test_timeline_manual_request_not_consent():
+    request = AuditEvent(tenant_id="t", at=T0 + timedelta(minutes=5), actor="tenant:a", action="manual.requested",
+                         before={"state": "awaiting_consent"}, after={"state": "manual", "contact": "it@contoso.com"})
+    entries = build_timeline(state="manual", consented_at=None, grace_until=None, events=[request], now=T0)
+
+    assert entries[0].key == "manual"
+    assert entries[0].label == "Manual upgrade requested"
+    assert entries[0].at == T0 + timedelta(minutes=5)
+    assert [entry.status for entry in entries[1:]] == ["pending"] * 9
+    assert entries[1].at is None
+
+
+def test_timeline_rollback_greys_undone_steps():
+    events = _forward("awaiting_consent", "identity", "domain", "accepted", "backup", "connector", "grace", "switched", "verified", "completed")
+    events.append(AuditEvent(tenant_id="t", at=T0 + timedelta(minutes=20), actor="tenant:a", action="rollback.requested",
+                             before={"state": "completed"}, after={"state": "rolling_back"}))
+    events.append(_moved("rolling_back", "rolled_back", 21))
+    entries = {entry.key: entry for entry in build_timeline(state="rolled_back", consented_at=T0, grace_until=None, events=events, now=T0)}
+
+    assert entries["accepted"].status == "done"
+    for key in ("backup", "connector", "grace", "switched", "verified"):
+        assert entries[key].status == "undone", key
+        assert entries[key].note == "undone by the rollback", key
+    assert entries["rolled_back"].status == "done"
+    assert entries["rolled_back"].at == T0 + timedelta(minutes=21)
+    assert list(entries)[-1] == "rolled_back"
+
+
+def test_timeline_new_run_after_rollback():
+    events = _forward("awaiting_consent", "identity", "domain", "accepted", "backup", "rolling_back", "rolled_back")
+    events.append(_moved("rolled_back", "awaiting_consent", 10))
+    events += _forward("awaiting_consent", "identity", start=11)
+    entries = {entry.key: entry for entry in build_timeline(state="identity", consented_at=None, grace_until=None, events=events, now=T0)}
+
+    assert entries["awaiting_consent"].at == T0 + timedelta(minutes=11)
+    assert entries["identity"].status == "current"
+    assert entries["backup"].status == "pending"
+    assert "rolled_back" not in entries
+
+
+def test_timeline_needs_attention_marks_stop():
+    events = _forward("awaiting_consent", "identity", "domain", "accepted", "backup", "connector") + [_moved("connector", "needs_attention", 9)]
+    entries = {entry.key: entry for entry in build_timeline(
+        state="needs_attention", consented_at=T0, grace_until=None, events=events, now=T0, resume_state="connector"
+    )}
+
+    assert entries["backup"].status == "done"
+    assert entries["connector"].status == "warning"
+    assert entries["connector"].at is None
+    assert entries["grace"].status == "pending"
+
+
+def test_timeline_disabled_connector_warns():
+    events = _forward("awaiting_consent", "identity", "domain", "accepted", "backup", "connector") + [_moved("connector", "needs_attention", 9)]
+    entries = {entry.key: entry for entry in build_timeline(
+        state="needs_attention", consented_at=T0, grace_until=None, events=events, now=T0, resume_state="connector",
+        connector_disabled=True,
+    )}
+
+    assert entries["connector"].status == "warning"
+    assert "created it disabled" in entries["connector"].note
 
 
 def test_format_left_units():

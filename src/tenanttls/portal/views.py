@@ -103,7 +103,8 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
         state=state,
         summary=STATE_SUMMARIES.get(state.value, state.value),
         timeline=build_timeline(
-            state=state.value, consented_at=upgrade.consented_at, grace_until=upgrade.grace_until, events=overview.events, now=now
+            state=state.value, consented_at=upgrade.consented_at, grace_until=upgrade.grace_until, events=overview.events, now=now,
+            resume_state=upgrade.resume_state,
         ),
         grace_left=grace_left,
         connectors=connectors,

@@ -1,0 +1,41 @@
+"""The connector page after consent, a manual request and a rollback: summary, timeline, actions."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.portal.conftest import ADMIN_A, TENANT_A, csrf_from
+
+
+def _grant_consent(portal, client) -> None:
+    page = client.get(f"/tenants/{TENANT_A}/connector")
+    start = client.post(f"/tenants/{TENANT_A}/consent", data={"csrf_token": csrf_from(page.text)})
+    callback = client.get(start.headers["location"])
+    assert client.get(callback.headers["location"]).status_code == 303
+
+
+def _start_upgrade(client) -> None:
+    plan = client.get(f"/tenants/{TENANT_A}/plan")
+    fingerprint = re.search(r'name="plan" value="([0-9a-f]{64})"', plan.text).group(1)
+    answer = client.post(f"/tenants/{TENANT_A}/start", data={"csrf_token": csrf_from(plan.text), "confirm": "yes", "plan": fingerprint})
+    assert answer.status_code == 303
+
+
+def _step(page: str, key: str) -> str:
+    """Return the timeline entry of `key` on `page`, as HTML."""
+    return re.search(rf'<li class="[a-z]+" data-step="{key}".*?</li>', page, re.S).group(0)
+
+
+def test_manual_request_shown_on_timeline(portal):
+    client = portal.signed_in(ADMIN_A)
+    form = client.get(f"/tenants/{TENANT_A}/manual")
+    client.post(f"/tenants/{TENANT_A}/manual", data={"csrf_token": csrf_from(form.text), "contact_email": "it@tenanta.example"})
+    page = client.get(f"/tenants/{TENANT_A}/connector").text
+
+    manual = _step(page, "manual")
+    assert "Manual upgrade requested" in manual
+    assert "<time" in manual
+    assert 'data-status="pending"' in _step(page, "awaiting_consent")
+    assert "<time" not in _step(page, "awaiting_consent")
