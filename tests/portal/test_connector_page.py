@@ -39,3 +39,27 @@ def test_manual_request_shown_on_timeline(portal):
     assert "<time" in manual
     assert 'data-status="pending"' in _step(page, "awaiting_consent")
     assert "<time" not in _step(page, "awaiting_consent")
+
+
+def test_consent_shown_done_at_once(portal):
+    client = portal.signed_in(ADMIN_A)
+    _grant_consent(portal, client)
+    page = client.get(f"/tenants/{TENANT_A}/connector").text
+
+    assert "Waiting for an administrator" not in page
+    assert re.search(r"Permissions granted \d{4}-\d\d-\d\d \d\d:\d\d UTC\. Review the plan", page)
+    consent = _step(page, "awaiting_consent")
+    assert 'data-status="done"' in consent
+    assert "<time" in consent
+    assert 'id="grant-permissions"' not in page
+    assert 'id="start"' in page
+
+
+def test_consent_then_start_says_starting(portal):
+    client = portal.signed_in(ADMIN_A)
+    _grant_consent(portal, client)
+    _start_upgrade(client)
+    page = client.get(f"/tenants/{TENANT_A}/connector").text
+
+    assert "The upgrade starts once Microsoft 365 applies them" in page
+    assert 'data-status="current"' not in page

@@ -11,12 +11,15 @@ from tenanttls.migration.states import TERMINAL, UpgradeState
 from tenanttls.portal.explanations import Explanation, explanations
 from tenanttls.portal.oidc import Principal
 from tenanttls.portal.services import TenantOverview
-from tenanttls.portal.timeline import STATE_SUMMARIES, TimelineEntry, build_timeline, format_left
+from tenanttls.portal.rendering import format_time
+from tenanttls.portal.timeline import STATE_SUMMARIES, TimelineEntry, build_timeline, format_left, forward_times
 
 logger = logging.getLogger(__name__)
 
 # States from which a customer may start (or start again) the upgrade.
 STARTABLE = frozenset({UpgradeState.AWAITING_CONSENT, UpgradeState.ROLLED_BACK})
+# States in which the Grant permissions button is offered while no consent is known.
+CONSENT_STATES = frozenset({UpgradeState.AWAITING_CONSENT, UpgradeState.ROLLED_BACK, UpgradeState.NEEDS_ATTENTION})
 # States in which there is nothing to roll back, or a rollback already runs or ran.
 NOT_ROLLBACKABLE = frozenset({UpgradeState.ROLLING_BACK, UpgradeState.ROLLED_BACK, UpgradeState.MANUAL})
 
@@ -52,6 +55,7 @@ class ConnectorPage:
     can_roll_back: bool
     in_progress: bool
     notices: list[str] = field(default_factory=list)
+    needs_consent: bool = False
 
     def to_json(self) -> dict[str, Any]:
         tenant, upgrade = self.overview.tenant, self.overview.upgrade
@@ -98,10 +102,11 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
     connectors, note = _connectors(context, overview, read_connectors)
     running = upgrade.requested and state not in TERMINAL
     has_run = upgrade.requested or upgrade.run_id is not None
+    consent_needed = not has_consent(overview) or consent_lost(upgrade)
     return ConnectorPage(
         overview=overview,
         state=state,
-        summary=STATE_SUMMARIES.get(state.value, state.value),
+        summary=summarize(overview),
         timeline=build_timeline(
             state=state.value, consented_at=upgrade.consented_at, grace_until=upgrade.grace_until, events=overview.events, now=now,
             resume_state=upgrade.resume_state,
@@ -115,12 +120,44 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
             unique_name=overview.unique_name,
             grace=config.grace,
         ),
-        can_grant_consent=principal.can_consent and state in (UpgradeState.AWAITING_CONSENT, UpgradeState.ROLLED_BACK, UpgradeState.NEEDS_ATTENTION),
+        can_grant_consent=principal.can_consent and consent_needed and state in CONSENT_STATES,
         can_start=principal.can_act and state in STARTABLE and not running,
         can_request_manual=principal.can_act and state in STARTABLE | {UpgradeState.NEEDS_ATTENTION} and not running,
         can_roll_back=principal.can_act and has_run and state not in NOT_ROLLBACKABLE,
         in_progress=running,
+        needs_consent=consent_needed,
     )
+
+
+def has_consent(overview: TenantOverview) -> bool:
+    """True when the tenant's admin consented in the portal, or a run got past the consent step."""
+    if overview.upgrade.consented_at is not None:
+        return True
+    return UpgradeState.AWAITING_CONSENT.value in forward_times(overview.events)
+
+
+def consent_lost(upgrade) -> bool:
+    """True when the engine stopped the tenant because its consent is missing or was withdrawn."""
+    # NOTE: the engine stores the reason as text only; this matches the start of its message for ConsentRequired.
+    return upgrade.state == UpgradeState.NEEDS_ATTENTION.value and (upgrade.last_error or "").startswith("consent is missing")
+
+
+def summarize(overview: TenantOverview) -> str:
+    """Return the one-sentence status of the upgrade shown at the top of the page."""
+    upgrade = overview.upgrade
+    state = UpgradeState(upgrade.state)
+    if state is not UpgradeState.AWAITING_CONSENT:
+        return STATE_SUMMARIES.get(state.value, state.value)
+
+    if not has_consent(overview):
+        if upgrade.requested:
+            return "The upgrade is requested and waits for an administrator to grant the permissions."
+        return STATE_SUMMARIES[state.value]
+
+    granted = f"Permissions granted {format_time(upgrade.consented_at)}." if upgrade.consented_at else "Permissions granted."
+    if upgrade.requested:
+        return f"{granted} The upgrade starts once Microsoft 365 applies them; this can take a few minutes."
+    return f"{granted} Review the plan, then start the upgrade."
 
 
 def _connectors(context, overview: TenantOverview, read: bool) -> tuple[list[ConnectorRow] | None, str]:
