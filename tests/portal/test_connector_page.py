@@ -39,6 +39,7 @@ def test_manual_request_shown_on_timeline(portal):
     assert "<time" in manual
     assert 'data-status="pending"' in _step(page, "awaiting_consent")
     assert "<time" not in _step(page, "awaiting_consent")
+    assert "Support will contact you at it@tenanta.example to agree a time" in page
 
 
 def test_consent_shown_done_at_once(portal):
@@ -62,4 +63,5 @@ def test_consent_then_start_says_starting(portal):
     page = client.get(f"/tenants/{TENANT_A}/connector").text
 
     assert "The upgrade starts once Microsoft 365 applies them" in page
+    assert "Nothing to do now: the upgrade runs on its own" in page
     assert 'data-status="current"' not in page

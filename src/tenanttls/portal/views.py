@@ -56,6 +56,7 @@ class ConnectorPage:
     in_progress: bool
     notices: list[str] = field(default_factory=list)
     needs_consent: bool = False
+    next_step: str = ""
 
     def to_json(self) -> dict[str, Any]:
         tenant, upgrade = self.overview.tenant, self.overview.upgrade
@@ -80,6 +81,7 @@ class ConnectorPage:
                 "request_manual": self.can_request_manual,
                 "roll_back": self.can_roll_back,
             },
+            "next_step": self.next_step,
             "explanations": {key: item.to_json() for key, item in self.explanations.items()},
         }
 
@@ -126,6 +128,7 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
         can_roll_back=principal.can_act and has_run and state not in NOT_ROLLBACKABLE,
         in_progress=running,
         needs_consent=consent_needed,
+        next_step=next_step(overview),
     )
 
 
@@ -158,6 +161,27 @@ def summarize(overview: TenantOverview) -> str:
     if upgrade.requested:
         return f"{granted} The upgrade starts once Microsoft 365 applies them; this can take a few minutes."
     return f"{granted} Review the plan, then start the upgrade."
+
+
+def next_step(overview: TenantOverview) -> str:
+    """Return what happens next, for the Actions card, or ``""`` when its buttons say it."""
+    upgrade = overview.upgrade
+    state = UpgradeState(upgrade.state)
+    if state is UpgradeState.MANUAL:
+        request = overview.manual_request
+        contact = request.after.get("contact") if request is not None and isinstance(request.after, dict) else None
+        who = f"at {contact}" if contact else "at the address you gave"
+        return (
+            f"Support will contact you {who} to agree a time for the manual upgrade. The automatic upgrade is off "
+            "for your tenant; contact support if you want it back."
+        )
+    if state is UpgradeState.ROLLING_BACK:
+        return "The rollback runs on its own. Refresh this page to follow it."
+    if state is UpgradeState.COMPLETED:
+        return "Nothing else to do: the upgrade is complete."
+    if upgrade.requested and state not in TERMINAL:
+        return "Nothing to do now: the upgrade runs on its own, and this page shows each step as it completes."
+    return ""
 
 
 def _connectors(context, overview: TenantOverview, read: bool) -> tuple[list[ConnectorRow] | None, str]:
