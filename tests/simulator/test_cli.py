@@ -143,7 +143,7 @@ def test_serve_rejects_bad_seed(tmp_path):
     result = _run("simulator", "serve", "--data", str(tmp_path / "data"), "--seed", str(seed))
 
     assert result.returncode == 2
-    assert "invalid tenant id 'x'" in result.stderr
+    assert 'error: invalid tenant_id "x" of tenants[0] in the seed: expected a GUID' in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def test_seed_existing_tenant_needs_replace(client, simulator_tenant):
 @pytest.mark.parametrize(
     ("seed", "message"),
     [
-        ({"tenants": [make_tenant(tenant_id="not-a-guid")]}, "invalid tenant id"),
+        ({"tenants": [make_tenant(tenant_id="not-a-guid")]}, 'invalid tenant_id "not-a-guid" of tenants[0] in the seed'),
         ({"tenants": [make_tenant(initial_domain="contoso.com")]}, "must end in .onmicrosoft.com"),
         ({"tenants": [{**make_tenant(), "colour": "blue"}]}, "unknown tenant key(s) colour"),
         ({"tenants": [make_tenant(inbound_connectors=[{"Enabled": True}])]}, "has no Name"),
@@ -73,6 +73,50 @@ def test_invalid_seed_changes_nothing(client, seed, message):
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert client.get("/_simulator/tenants").json() == before
+
+
+def _without(tenant: dict, key: str) -> dict:
+    return {name: value for name, value in tenant.items() if name != key}
+
+
+def test_seed_messages_name_missing_keys(client):
+    second = make_tenant("5d6c7b8a-0000-4000-8000-000000000001", "second.onmicrosoft.com")
+
+    no_id = client.post("/_simulator/seed", json={"tenants": [make_tenant(), _without(make_tenant(), "tenant_id")]})
+    no_initial = client.post("/_simulator/seed", json={"tenants": [_without(second, "initial_domain")]})
+    no_client_id = client.post("/_simulator/seed", json={"app": {"certificates": ["x"]}, "tenants": []})
+
+    assert no_id.json()["error"] == (
+        "missing tenant_id of tenants[1] in the seed: give the tenant's id, a GUID such as 0e5a8c3b-6f1d-4d2a-9b7e-2c4f8a1d3e5b"
+    )
+    assert no_initial.json()["error"] == (
+        'missing initial_domain of tenant 5d6c7b8a-0000-4000-8000-000000000001 (tenants[0] in the seed): '
+        'give a name like "contoso.onmicrosoft.com"'
+    )
+    assert no_client_id.json()["error"].startswith("missing client_id of the app in the seed")
+
+
+def test_seed_messages_show_values_as_json(client, app_credentials):
+    bad_initial = client.post("/_simulator/seed", json={"tenants": [make_tenant(initial_domain="not a name")]})
+    bad_certificate = client.post(
+        "/_simulator/seed",
+        json={"app": {**app_credentials.seed_app(), "certificates": ["-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n"]}},
+    )
+    twice = client.post(
+        "/_simulator/seed",
+        json={"tenants": [make_tenant(inbound_connectors=[{"Name": 'O\'Brien "A"'}, {"Name": 'o\'brien "a"'}])]},
+    )
+    bad_consent = client.post("/_simulator/seed", json={"tenants": [make_tenant(consent_decision="maybe")]})
+
+    assert bad_initial.json()["error"].startswith('invalid initial_domain "not a name" of tenant ')
+    assert bad_initial.json()["error"].endswith('expected a name like "contoso.onmicrosoft.com"')
+    assert bad_certificate.json()["error"] == (
+        "app certificate 1 in the seed is not a PEM certificate; give the public certificate, "
+        "the text from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----"
+    )
+    assert 'the name "o\'brien \\"a\\"" twice' in twice.json()["error"]
+    assert "MalformedFraming" not in bad_certificate.text
+    assert 'invalid consent_decision "maybe" of tenant ' in bad_consent.json()["error"]
 
 
 def test_seed_malformed_json(client):

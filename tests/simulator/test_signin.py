@@ -225,7 +225,7 @@ def test_client_credentials_still_served(signin_simulator, app_credentials):
 
 
 def test_users_seed_rejects_unknown_role():
-    with pytest.raises(InvalidInput, match="unknown directory role 'Wizard'"):
+    with pytest.raises(InvalidInput, match='unknown directory role "Wizard"'):
         parse_users([{"upn": "a@x.onmicrosoft.com", "directory_roles": ["Wizard"]}], TENANT_A, "x.onmicrosoft.com")
 
 

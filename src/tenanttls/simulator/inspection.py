@@ -98,7 +98,7 @@ def _tenant_id(request: Request, services: Services) -> str:
     reference = request.path_params["tenant"]
     tenant_id = services.state.resolve(reference)
     if tenant_id is None:
-        raise InspectionError(404, f"tenant {reference[:100]!r} not found; list tenants with GET /_simulator/tenants")
+        raise InspectionError(404, f"tenant {quoted(reference, 100)} not found; list tenants with GET /_simulator/tenants")
     return tenant_id
 
 
@@ -217,7 +217,7 @@ async def get_mutations(request: Request, services: Services) -> Any:
     if request.query_params.get("tenant"):
         tenant_id = services.state.resolve(request.query_params["tenant"])
         if tenant_id is None:
-            raise InspectionError(404, f"tenant {request.query_params['tenant'][:100]!r} not found")
+            raise InspectionError(404, f"tenant {quoted(request.query_params['tenant'], 100)} not found")
     try:
         limit = int(request.query_params.get("limit", "100"))
     except ValueError as error:
@@ -275,7 +275,7 @@ async def mail_view(request: Request, services: Services) -> Any:
     try:
         moment = parse_iso(at) if at else services.clock.now()
     except ValueError as error:
-        raise InspectionError(400, f"'at' must be an ISO 8601 time such as 2026-01-01T00:00:00Z, not {at[:50]!r}") from error
+        raise InspectionError(400, f"'at' must be an ISO 8601 time such as 2026-01-01T00:00:00Z, not {quoted(at, 50)}") from error
     return {"at": iso(moment), "tenants": [asdict(view) for view in services.state.mail_view(moment)]}
 
 

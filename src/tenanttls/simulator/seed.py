@@ -32,13 +32,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from cryptography import x509
 
 from tenanttls.domain.names import is_guid, validate_domain_name, validate_tenant_id
 from tenanttls.errors import InvalidInput
 from tenanttls.simulator import catalog, tenants
+from tenanttls.simulator.display import quoted
 from tenanttls.simulator.exchange.configuration import complete_outbound_connector, complete_transport_rule
 from tenanttls.simulator.exchange.connectors import seed_connector
 from tenanttls.simulator.exchange.context import CmdletContext
@@ -68,6 +69,7 @@ TENANT_KEYS = {
     "users",
 }
 APP_KEYS = {"client_id", "display_name", "certificate", "certificates", "redirect_uris", "permissions"}
+EXAMPLE_GUID = "0e5a8c3b-6f1d-4d2a-9b7e-2c4f8a1d3e5b"
 
 
 def read_seed(path: Path) -> dict[str, Any]:
@@ -166,8 +168,8 @@ def _build_tenants(
     codes = set(state.verification_codes())
     documents = []
     seen: set[str] = set()
-    for spec in specs:
-        document = build_tenant(spec, now=now, app_permissions=permissions, codes_taken=codes)
+    for position, spec in enumerate(specs):
+        document = build_tenant(spec, now=now, app_permissions=permissions, codes_taken=codes, position=position)
         if document["tenant_id"] in seen:
             raise InvalidInput(f"tenant {document['tenant_id']} appears twice in the seed")
         if document["tenant_id"] in state.tenant_ids() and not replace:
@@ -185,8 +187,10 @@ def parse_app(spec: Any) -> dict[str, Any]:
     _reject_unknown("app", spec, APP_KEYS)
 
     client_id = spec.get("client_id")
+    if client_id is None:
+        raise InvalidInput(f"missing client_id of the app in the seed: give the app's client id, a GUID such as {EXAMPLE_GUID}")
     if not _is_text(client_id) or not is_guid(client_id.strip().lower()):
-        raise InvalidInput(f"invalid app client_id {client_id!r}: expected a GUID such as 0e5a8c3b-6f1d-4d2a-9b7e-2c4f8a1d3e5b")
+        raise InvalidInput(f"invalid client_id {quoted(client_id)} of the app in the seed: expected a GUID such as {EXAMPLE_GUID}")
     client_id = client_id.strip().lower()
 
     pems = spec.get("certificates") or ([spec["certificate"]] if spec.get("certificate") else [])
@@ -200,19 +204,24 @@ def parse_app(spec: Any) -> dict[str, Any]:
     return {
         "client_id": client_id,
         "display_name": str(spec.get("display_name") or "tenanttls provider app"),
-        "certificates": [_parse_certificate(pem) for pem in pems],
+        "certificates": [_parse_certificate(pem, position) for position, pem in enumerate(pems)],
         "redirect_uris": list(redirect_uris),
         "permissions": _permissions(spec.get("permissions", list(catalog.DEFAULT_APP_PERMISSIONS))),
     }
 
 
-def _parse_certificate(pem: Any) -> dict[str, str]:
+def _parse_certificate(pem: Any, position: int) -> dict[str, str]:
+    not_pem = InvalidInput(
+        f"app certificate {position + 1} in the seed is not a PEM certificate; give the public certificate, "
+        "the text from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----"
+    )
     if not _is_text(pem):
-        raise InvalidInput("each app certificate must be a PEM string starting with -----BEGIN CERTIFICATE-----")
+        raise not_pem
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as error:
-        raise InvalidInput(f"invalid app certificate: {error}; give the PEM of the public certificate") from error
+        # cryptography's own text points to its FAQ; the seed's author needs only the fix.
+        raise not_pem from error
 
     sha1, sha256 = certificate_thumbprints(certificate)
     return {
@@ -226,7 +235,7 @@ def _parse_certificate(pem: Any) -> dict[str, str]:
 
 def _permissions(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(_is_text(item) for item in value):
-        raise InvalidInput(f"invalid permissions {value!r}: expected a list such as ['Exchange.ManageAsApp']")
+        raise InvalidInput(f"invalid permissions {quoted(value)}: expected a list such as [\"Exchange.ManageAsApp\"]")
     return list(dict.fromkeys(item.strip() for item in value))
 
 
@@ -241,27 +250,62 @@ def _reject_unknown(what: str, spec: Mapping[str, Any], known: set[str]) -> None
 
 
 def build_tenant(
-    spec: Any, *, now: datetime, app_permissions: list[str], codes_taken: set[str] | None = None
+    spec: Any, *, now: datetime, app_permissions: list[str], codes_taken: set[str] | None = None, position: int = 0
 ) -> dict[str, Any]:
-    """Return a tenant document (see `tenants`) from its seed form; raise InvalidInput naming the bad value."""
+    """Return a tenant document (see `tenants`) from its seed form; raise InvalidInput naming the bad value.
+
+    `position` is the tenant's index in the seed's list, which messages name until the tenant id is known.
+    """
+    where = f"tenants[{position}] in the seed"
     if not isinstance(spec, Mapping):
-        raise InvalidInput(f"each tenant in the seed must be an object, got {spec!r:.80}")
+        raise InvalidInput(f"{where} must be an object with tenant_id and initial_domain, not {quoted(spec, 80)}")
     _reject_unknown("tenant", spec, TENANT_KEYS)
 
-    tenant_id = validate_tenant_id(spec.get("tenant_id"))
-    initial = validate_domain_name(spec.get("initial_domain"), what="initial domain")
-    if not initial.endswith(".onmicrosoft.com"):
-        raise InvalidInput(f"invalid initial domain {initial!r} of tenant {tenant_id}: it must end in .onmicrosoft.com")
+    tenant_id = _seed_tenant_id(spec.get("tenant_id"), where)
+    initial = _initial_domain(spec.get("initial_domain"), f"tenant {tenant_id} ({where})")
+    return _tenant_document(spec, tenant_id, initial, now, app_permissions, codes_taken)
 
+
+def _seed_tenant_id(value: Any, where: str) -> str:
+    if value is None:
+        raise InvalidInput(f"missing tenant_id of {where}: give the tenant's id, a GUID such as {EXAMPLE_GUID}")
+    try:
+        return validate_tenant_id(value)
+    except InvalidInput as error:
+        raise InvalidInput(f"invalid tenant_id {quoted(value)} of {where}: expected a GUID such as {EXAMPLE_GUID}") from error
+
+
+def _initial_domain(value: Any, where: str) -> str:
+    example = 'a name like "contoso.onmicrosoft.com"'
+    if value is None:
+        raise InvalidInput(f"missing initial_domain of {where}: give {example}")
+    try:
+        initial = validate_domain_name(value, what="initial domain")
+    except InvalidInput as error:
+        raise InvalidInput(f"invalid initial_domain {quoted(value)} of {where}: expected {example}") from error
+    if not initial.endswith(".onmicrosoft.com"):
+        raise InvalidInput(f"invalid initial_domain {quoted(value)} of {where}: it must end in .onmicrosoft.com, as {example}")
+    return initial
+
+
+def _tenant_document(
+    spec: Mapping[str, Any],
+    tenant_id: str,
+    initial: str,
+    now: datetime,
+    app_permissions: list[str],
+    codes_taken: set[str] | None,
+) -> dict[str, Any]:
+    """Build the document of a tenant whose id and initial domain are already checked."""
     document: dict[str, Any] = {
         "tenant_id": tenant_id,
         "initial_domain": initial,
         "display_name": str(spec.get("display_name") or initial.split(".")[0].capitalize()),
-        "consent": _consent(spec, app_permissions, now),
+        "consent": _consent(spec, tenant_id, app_permissions, now),
         "app_roles": parse_app_roles(spec.get("app_roles", []), tenant_id),
         "connectors_created_disabled": bool(spec.get("connectors_created_disabled", False)),
-        "delays": apply_overrides({}, validate_delays(spec.get("delays", {}))),
-        "faults": apply_overrides({}, validate_faults(spec.get("faults", {}))),
+        "delays": apply_overrides({}, _of_tenant(tenant_id, validate_delays, spec.get("delays", {}))),
+        "faults": apply_overrides({}, _of_tenant(tenant_id, validate_faults, spec.get("faults", {}))),
         "domains": _domains(spec, tenant_id, initial, now, set(codes_taken or ())),
         "inbound_connectors": [],
         "outbound_connectors": [],
@@ -274,17 +318,27 @@ def build_tenant(
     return document
 
 
-def _consent(spec: Mapping[str, Any], app_permissions: list[str], now: datetime) -> dict[str, Any]:
+def _of_tenant(tenant_id: str, validate: Callable[[Any], dict[str, Any]], value: Any) -> dict[str, Any]:
+    """Return `validate(value)`; an error message gains the tenant id, which the settings validators do not know."""
+    try:
+        return validate(value)
+    except InvalidInput as error:
+        raise InvalidInput(f"{error} (tenant {tenant_id})") from error
+
+
+def _consent(spec: Mapping[str, Any], tenant_id: str, app_permissions: list[str], now: datetime) -> dict[str, Any]:
     given = spec.get("consent", {"granted": False})
     if isinstance(given, bool):
         given = {"granted": given}
     if not isinstance(given, Mapping) or not isinstance(given.get("granted", False), bool):
-        raise InvalidInput(f"invalid consent {given!r}: expected {{'granted': true or false, 'permissions': [...]}}")
+        raise InvalidInput(
+            f"invalid consent {quoted(given)} of tenant {tenant_id}: expected {{\"granted\": true or false, \"permissions\": [...]}}"
+        )
 
     granted = given.get("granted", False)
     decision = spec.get("consent_decision", "accept")
     if decision not in ("accept", "deny"):
-        raise InvalidInput(f"invalid consent_decision {decision!r}: expected 'accept' or 'deny'")
+        raise InvalidInput(f"invalid consent_decision {quoted(decision)} of tenant {tenant_id}: expected \"accept\" or \"deny\"")
     return {
         "granted": granted,
         "granted_at": tenants.iso(now) if granted else None,
@@ -296,14 +350,14 @@ def _consent(spec: Mapping[str, Any], app_permissions: list[str], now: datetime)
 def parse_app_roles(value: Any, tenant_id: str) -> list[str]:
     """Return the role template ids for a list of Entra role names or ids; raise InvalidInput for an unknown role."""
     if not isinstance(value, list):
-        raise InvalidInput(f"invalid app_roles {value!r} of tenant {tenant_id}: expected a list of Entra role names or ids")
+        raise InvalidInput(f"invalid app_roles {quoted(value)} of tenant {tenant_id}: expected a list of Entra role names or ids")
 
     templates = []
     for role in value:
         template = catalog.role_template_id(role) if isinstance(role, str) else None
         if template is None:
             raise InvalidInput(
-                f"unknown Entra role {role!r} for tenant {tenant_id}: use a role template id or one of "
+                f"unknown Entra role {quoted(role)} for tenant {tenant_id}: use a role template id or one of "
                 f"{', '.join(catalog.ROLE_TEMPLATES)}"
             )
         templates.append(template)
@@ -319,11 +373,11 @@ def _domains(spec: Mapping[str, Any], tenant_id: str, initial: str, now: datetim
     for item in given:
         fields = {"DomainName": item} if isinstance(item, str) else item
         if not isinstance(fields, Mapping) or not _is_text(fields.get("DomainName")):
-            raise InvalidInput(f"invalid accepted domain {item!r} of tenant {tenant_id}: give a name or an object with DomainName")
+            raise InvalidInput(f"invalid accepted domain {quoted(item)} of tenant {tenant_id}: give a name or an object with DomainName")
         name = validate_domain_name(fields["DomainName"], what="accepted domain")
         exchange = {key: fields[key] for key in ("DomainType", "MatchSubDomains", "Guid") if key in fields}
         if exchange.get("DomainType", "Authoritative") not in ("Authoritative", "InternalRelay", "ExternalRelay"):
-            raise InvalidInput(f"invalid DomainType {exchange['DomainType']!r} of {name}: use Authoritative or InternalRelay")
+            raise InvalidInput(f"invalid DomainType {quoted(exchange['DomainType'])} of {name}: use Authoritative or InternalRelay")
         entries.append((name, exchange, bool(fields.get("Default", False))))
 
     # A tenant has one default domain: the one the seed marks, else the initial domain.
@@ -336,7 +390,7 @@ def _domains(spec: Mapping[str, Any], tenant_id: str, initial: str, now: datetim
     domains = {}
     for index, (name, exchange, default) in enumerate(entries):
         if name in domains:
-            raise InvalidInput(f"accepted domain {name!r} appears twice in tenant {tenant_id}")
+            raise InvalidInput(f"accepted domain {quoted(name)} appears twice in tenant {tenant_id}")
         code = tenants.verification_code(tenant_id, name, taken)
         taken.add(code)
         domains[name] = tenants.new_domain(
@@ -364,7 +418,7 @@ def _add_connectors(document: dict[str, Any], context: CmdletContext, spec: Mapp
             if not _is_text(item.get("Name")):
                 raise InvalidInput(f"an entry of {key} of tenant {tenant_id} has no Name; every object needs one")
             if item["Name"].lower() in names:
-                raise InvalidInput(f"{key} of tenant {tenant_id} has the name {item['Name']!r} twice; names are unique")
+                raise InvalidInput(f"{key} of tenant {tenant_id} has the name {quoted(item['Name'])} twice; names are unique")
             names.add(item["Name"].lower())
             document[key].append(_seed_object(key, context, dict(item), position))
 
@@ -378,5 +432,5 @@ def _seed_object(key: str, context: CmdletContext, item: dict[str, Any], positio
     try:
         fields = seed_connector(context, item)
     except CmdletError as error:
-        raise InvalidInput(f"invalid inbound connector {item['Name']!r} of tenant {context.tenant_id}: {error.text}") from error
+        raise InvalidInput(f"invalid inbound connector {quoted(item['Name'])} of tenant {context.tenant_id}: {error.text}") from error
     return tenants.new_connector_entry(fields, context.now)

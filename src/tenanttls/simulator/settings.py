@@ -86,7 +86,7 @@ def _seconds(key: str, value: Any) -> float:
 
 def _rate(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidInput(f"invalid {key} {value!r}: expected a probability from 0 to 1, such as 0.25")
+        raise InvalidInput(f"invalid {key} {quoted(value)}: expected a probability from 0 to 1, such as 0.25")
     return float(value)
 
 
@@ -94,13 +94,13 @@ def _count(key: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"invalid {key} {value!r}: expected a whole number of 1 or more, or null for no limit")
+        raise InvalidInput(f"invalid {key} {quoted(value)}: expected a whole number of 1 or more, or null for no limit")
     return value
 
 
 def _require_mapping(what: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise InvalidInput(f"invalid {what} {value!r}: expected a JSON object")
+        raise InvalidInput(f"invalid {what} {quoted(value)}: expected a JSON object")
     return value
 
 
@@ -139,7 +139,7 @@ def validate_faults(value: Any) -> dict[str, Any]:
 
 def _surfaces(value: Any) -> list[str]:
     if not isinstance(value, list) or any(item not in SURFACES for item in value):
-        raise InvalidInput(f"invalid surfaces {value!r}: expected a list drawn from {', '.join(SURFACES)}")
+        raise InvalidInput(f"invalid surfaces {quoted(value)}: expected a list drawn from {', '.join(SURFACES)}")
     return list(dict.fromkeys(value))
 
 
@@ -157,7 +157,7 @@ def validate_settings(value: Any) -> dict[str, Any]:
         if key in settings:
             item = settings[key]
             if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 86400:
-                raise InvalidInput(f"invalid {key} {item!r}: expected a whole number from 1 to 86400")
+                raise InvalidInput(f"invalid {key} {quoted(item)}: expected a whole number from 1 to 86400")
             checked[key] = item
     return checked
 

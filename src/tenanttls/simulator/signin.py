@@ -44,6 +44,7 @@ from tenanttls.domain.names import is_guid
 from tenanttls.errors import InvalidInput
 from tenanttls.simulator import catalog
 from tenanttls.simulator.assertion import TokenRequestError, verify_client_assertion
+from tenanttls.simulator.display import quoted
 from tenanttls.simulator.jsonbody import InvalidJsonBody, parse_json
 from tenanttls.simulator.services import Services, base_url, services_of
 
@@ -95,7 +96,7 @@ def parse_users(value: Any, tenant_id: str, initial_domain: str) -> list[dict[st
     ``app_roles`` (values of the app roles assigned to the user, such as ``Portal.Operator``).
     """
     if not isinstance(value, list):
-        raise InvalidInput(f"invalid users {value!r:.80} of tenant {tenant_id}: expected a list of user objects")
+        raise InvalidInput(f"invalid users {quoted(value, 80)} of tenant {tenant_id}: expected a list of user objects")
 
     users, seen = [], set()
     for spec in value:
@@ -109,32 +110,32 @@ def parse_users(value: Any, tenant_id: str, initial_domain: str) -> list[dict[st
 
 def _parse_user(spec: Any, tenant_id: str, initial_domain: str) -> dict[str, Any]:
     if not isinstance(spec, Mapping):
-        raise InvalidInput(f"invalid user {spec!r:.80} of tenant {tenant_id}: expected an object with at least 'upn'")
+        raise InvalidInput(f"invalid user {quoted(spec, 80)} of tenant {tenant_id}: expected an object with at least \"upn\"")
     unknown = sorted(set(spec) - USER_KEYS)
     if unknown:
         raise InvalidInput(f"unknown user key(s) {', '.join(unknown)} in tenant {tenant_id}: valid keys are {', '.join(sorted(USER_KEYS))}")
 
     upn = str(spec.get("upn") or "").strip().lower()
     if upn.count("@") != 1 or not upn.split("@")[0]:
-        raise InvalidInput(f"invalid upn {spec.get('upn')!r} of a user in tenant {tenant_id}: expected a name like 'adele@{initial_domain}'")
+        raise InvalidInput(f"invalid upn {quoted(spec.get('upn'))} of a user in tenant {tenant_id}: expected a name like \"adele@{initial_domain}\"")
 
     oid = str(spec.get("oid") or uuid.uuid5(uuid.NAMESPACE_URL, f"tenanttls-simulator/{tenant_id}/{upn}")).lower()
     if not is_guid(oid):
-        raise InvalidInput(f"invalid oid {spec.get('oid')!r} of user {upn}: expected a GUID")
+        raise InvalidInput(f"invalid oid {quoted(spec.get('oid'))} of user {upn}: expected a GUID")
 
     roles = []
     for role in spec.get("directory_roles") or []:
         template = role_template(role) if isinstance(role, str) else None
         if template is None:
             raise InvalidInput(
-                f"unknown directory role {role!r} of user {upn}: use a role template id or one of "
+                f"unknown directory role {quoted(role)} of user {upn}: use a role template id or one of "
                 f"{', '.join([*catalog.ROLE_TEMPLATES, *EXTRA_ROLE_TEMPLATES])}"
             )
         roles.append(template)
 
     app_roles = spec.get("app_roles") or []
     if not isinstance(app_roles, list) or not all(isinstance(role, str) and role.strip() for role in app_roles):
-        raise InvalidInput(f"invalid app_roles {app_roles!r} of user {upn}: expected a list of role values such as 'Portal.Operator'")
+        raise InvalidInput(f"invalid app_roles {quoted(app_roles)} of user {upn}: expected a list of role values such as [\"Portal.Operator\"]")
 
     return {
         "oid": oid,
@@ -281,7 +282,7 @@ def check_authorize_request(services: Services, tenant: str, params: Mapping[str
     """Return the checked request, or raise `AuthorizeError` in the order Entra ID checks."""
     for name, value in params.items():
         if len(value) > _MAX_PARAMETER_LENGTH:
-            raise AuthorizeError("invalid_request", None, f"The parameter {name!r} is longer than {_MAX_PARAMETER_LENGTH} characters.", redirect=False)
+            raise AuthorizeError("invalid_request", None, f"The parameter '{name}' is longer than {_MAX_PARAMETER_LENGTH} characters.", redirect=False)
 
     client_id = params.get("client_id", "").strip().lower()
     app = services.state.app
@@ -315,7 +316,7 @@ def _check_flow(params: Mapping[str, str]) -> None:
     if response_type != "code":
         raise AuthorizeError(
             "unsupported_response_type", None,
-            f"The simulator supports response_type 'code' only, not {response_type[:40]!r}.", redirect=True,
+            f"The simulator supports response_type 'code' only, not '{response_type[:40]}'.", redirect=True,
         )
     if params.get("response_mode", "query") != "query":
         raise AuthorizeError("invalid_request", None, "The simulator supports response_mode 'query' only.", redirect=True)
@@ -554,7 +555,7 @@ async def list_users(request: Request) -> Response:
     tenant = request.query_params.get("tenant")
     tenant_id = services.state.resolve(tenant) if tenant else None
     if tenant and tenant_id is None:
-        return JSONResponse({"error": f"tenant {tenant[:80]!r} not found in the simulator"}, status_code=404)
+        return JSONResponse({"error": f"tenant {quoted(tenant, 80)} not found in the simulator"}, status_code=404)
     return JSONResponse({"value": [user.to_json() for user in users_of(services, tenant_id)]})
 
 
@@ -574,7 +575,7 @@ async def select_user(request: Request) -> Response:
 
     user = find_user(services, body["user"])
     if user is None:
-        return JSONResponse({"error": f"no seeded user {body['user'][:80]!r}; add it to a tenant's 'users' in the seed"}, status_code=404)
+        return JSONResponse({"error": f"no seeded user {quoted(body['user'], 80)}; add it to a tenant's 'users' in the seed"}, status_code=404)
     segment = str(body.get("tenant") or "organizations").lower()
     memory = memory_of(request)
     with memory.lock:

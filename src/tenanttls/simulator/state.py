@@ -24,6 +24,7 @@ from tenanttls.clock import Clock
 from tenanttls.domain.names import is_guid
 from tenanttls.errors import InvalidInput, NotFoundError
 from tenanttls.simulator import tenants
+from tenanttls.simulator.display import quoted
 from tenanttls.simulator.settings import (
     DEFAULT_DELAYS,
     apply_overrides,
@@ -224,7 +225,7 @@ class SimulatorState:
         with self._lock:
             document = self._tenants.get(tenant_id)
             if document is None:
-                raise NotFoundError(f"tenant {tenant_id!r} not found in the simulator; seed it first")
+                raise NotFoundError(f"tenant {quoted(tenant_id)} not found in the simulator; seed it first")
             return copy.deepcopy(document)
 
     def domain_owner(self, name: str) -> str | None:
@@ -256,7 +257,7 @@ class SimulatorState:
                 owner = self._names.get(name)
                 if entry["isVerified"] and owner is not None and owner != tenant_id:
                     raise InvalidInput(
-                        f"domain {name!r} of tenant {tenant_id} is already verified in tenant {owner}; "
+                        f"domain {quoted(name)} of tenant {tenant_id} is already verified in tenant {owner}; "
                         "use another domain name"
                     )
 
@@ -268,7 +269,7 @@ class SimulatorState:
         """Remove a tenant and all its objects; raise NotFoundError if it does not exist."""
         with self._lock:
             if tenant_id not in self._tenants:
-                raise NotFoundError(f"tenant {tenant_id!r} not found in the simulator")
+                raise NotFoundError(f"tenant {quoted(tenant_id)} not found in the simulator")
             with self._transaction():
                 self._connection.execute("DELETE FROM tenants WHERE tenant_id = ?", (tenant_id,))
                 del self._tenants[tenant_id]
@@ -300,7 +301,7 @@ class SimulatorState:
         for name, entry in document["domains"].items():
             owner = self._names.get(name)
             if entry["isVerified"] and owner is not None and owner != document["tenant_id"]:
-                raise InvalidInput(f"domain {name!r} is already verified in tenant {owner}")
+                raise InvalidInput(f"domain {quoted(name)} is already verified in tenant {owner}")
 
     def _write_tenant(self, document: Document) -> None:
         self._connection.execute(
