@@ -65,3 +65,32 @@ def test_consent_then_start_says_starting(portal):
     assert "The upgrade starts once Microsoft 365 applies them" in page
     assert "Nothing to do now: the upgrade runs on its own" in page
     assert 'data-status="current"' not in page
+
+
+def test_rollback_shown_and_restart_offered(portal):
+    client = portal.signed_in(ADMIN_A)
+    _grant_consent(portal, client)
+    _start_upgrade(client)
+    portal.harness.run_until(TENANT_A, "grace")
+    form = client.get(f"/tenants/{TENANT_A}/rollback")
+    client.post(f"/tenants/{TENANT_A}/rollback", data={"csrf_token": csrf_from(form.text), "confirm": "yes"})
+    portal.harness.run_until(TENANT_A, "rolled_back")
+    page = client.get(f"/tenants/{TENANT_A}/connector").text
+
+    assert re.search(r"Rolled back \d{4}-\d\d-\d\d \d\d:\d\d UTC: your previous connector is active again", page)
+    rolled_back = _step(page, "rolled_back")
+    assert 'data-status="done"' in rolled_back
+    assert "<time" in rolled_back
+    for key in ("backup", "connector"):
+        assert 'data-status="undone"' in _step(page, key), key
+        assert "undone by the rollback" in _step(page, key), key
+    assert 'data-status="done"' in _step(page, "accepted")
+    assert 'data-status="pending"' in _step(page, "grace")
+    assert 'id="grant-permissions"' not in page
+    assert ">Start the upgrade again</a>" in page
+
+    _start_upgrade(client)
+    upgrade = portal.upgrade(TENANT_A)
+    assert upgrade.requested is True
+    assert upgrade.state == "awaiting_consent"
+    assert portal.harness.run_until(TENANT_A, "grace").state == "grace"

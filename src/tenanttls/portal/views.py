@@ -149,6 +149,10 @@ def summarize(overview: TenantOverview) -> str:
     """Return the one-sentence status of the upgrade shown at the top of the page."""
     upgrade = overview.upgrade
     state = UpgradeState(upgrade.state)
+    if state is UpgradeState.ROLLED_BACK:
+        ended = [event.at for event in overview.events if _event_states(event) == ("rolling_back", "rolled_back")]
+        when = f" {format_time(ended[-1])}" if ended else ""
+        return f"Rolled back{when}: your previous connector is active again."
     if state is not UpgradeState.AWAITING_CONSENT:
         return STATE_SUMMARIES.get(state.value, state.value)
 
@@ -161,6 +165,12 @@ def summarize(overview: TenantOverview) -> str:
     if upgrade.requested:
         return f"{granted} The upgrade starts once Microsoft 365 applies them; this can take a few minutes."
     return f"{granted} Review the plan, then start the upgrade."
+
+
+def _event_states(event) -> tuple[str | None, str | None]:
+    before = event.before.get("state") if isinstance(event.before, dict) else None
+    after = event.after.get("state") if isinstance(event.after, dict) else None
+    return before, after
 
 
 def next_step(overview: TenantOverview) -> str:
@@ -179,6 +189,8 @@ def next_step(overview: TenantOverview) -> str:
         return "The rollback runs on its own. Refresh this page to follow it."
     if state is UpgradeState.COMPLETED:
         return "Nothing else to do: the upgrade is complete."
+    if state is UpgradeState.ROLLED_BACK and has_consent(overview):
+        return "The permissions you granted are still in place, so the upgrade can start again from the plan."
     if upgrade.requested and state not in TERMINAL:
         return "Nothing to do now: the upgrade runs on its own, and this page shows each step as it completes."
     return ""
