@@ -258,6 +258,39 @@ def test_settings_reject_invalid(client, update):
     assert response.status_code == 400
 
 
+def test_settings_range_messages(client):
+    page_size = client.patch("/_simulator/settings", json={"page_size": 1001})
+    lifetime = client.patch("/_simulator/settings", json={"token_lifetime_seconds": 86401})
+    largest = client.patch("/_simulator/settings", json={"page_size": 1000})
+
+    assert page_size.json()["error"] == "invalid page_size 1001: expected a whole number from 1 to 1000 (objects per InvokeCommand page)"
+    assert lifetime.json()["error"] == "invalid token_lifetime_seconds 86401: expected a whole number from 1 to 86400 (seconds)"
+    assert largest.json()["page_size"] == 1000
+
+
+def test_settings_null_clears_all_faults(client):
+    defaults = client.get("/_simulator/settings").json()
+    client.patch("/_simulator/settings", json={"faults": {"throttle_rate": 0.5, "max_faults": 3}, "delays": {"connector_seconds": 60}})
+
+    cleared = client.patch("/_simulator/settings", json={"faults": None, "delays": None})
+    unchanged = client.patch("/_simulator/settings", json={"faults": {}})
+
+    assert cleared.status_code == 200
+    assert cleared.json()["faults"] == defaults["faults"]
+    assert cleared.json()["delays"] == defaults["delays"]
+    assert unchanged.json() == cleared.json()
+
+
+def test_tenant_null_clears_all_overrides(client):
+    client.patch(f"/_simulator/tenants/{DEFAULT_TENANT_ID}", json={"faults": {"throttle_rate": 1}, "delays": {"consent_seconds": 5}})
+
+    response = client.patch(f"/_simulator/tenants/{DEFAULT_TENANT_ID}", json={"faults": None, "delays": None})
+
+    assert response.status_code == 200
+    assert response.json()["faults"] == {}
+    assert response.json()["delays"] == {}
+
+
 def test_token_lifetime_setting(simulator, client, app_credentials):
     client.patch("/_simulator/settings", json={"token_lifetime_seconds": 60})
 

@@ -23,6 +23,10 @@ SURFACES = ("identity", "graph", "exchange")
 MAX_SECONDS = 100 * 365 * 86400
 LATEST_CLOCK_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
 
+# The largest InvokeCommand page the simulator serves, in objects.
+MAX_PAGE_SIZE = 1000
+MAX_TOKEN_LIFETIME_SECONDS = 86400
+
 DEFAULT_DELAYS: dict[str, float] = {
     # Time from a successful Graph verify until Get-AcceptedDomain lists the domain.
     "accepted_domain_seconds": 0.0,
@@ -111,14 +115,24 @@ def _reject_unknown(what: str, given: Mapping[str, Any], known: Mapping[str, Any
 
 
 def validate_delays(value: Any) -> dict[str, float | None]:
-    """Return the delays in `value` as seconds; a key set to None means "use the global value"."""
+    """Return the delays in `value` as seconds; a key set to None means "use the global value".
+
+    `value` None stands for every key set to None, which clears all delays at once.
+    """
+    if value is None:
+        return {key: None for key in DEFAULT_DELAYS}
     delays = _require_mapping("delays", value)
     _reject_unknown("delay", delays, DEFAULT_DELAYS)
     return {key: None if item is None else _seconds(key, item) for key, item in delays.items()}
 
 
 def validate_faults(value: Any) -> dict[str, Any]:
-    """Return the fault settings in `value` after checking each key; None means "use the global value"."""
+    """Return the fault settings in `value` after checking each key; None means "use the global value".
+
+    `value` None stands for every key set to None, which clears all faults at once.
+    """
+    if value is None:
+        return {key: None for key in DEFAULT_FAULTS}
     faults = _require_mapping("faults", value)
     _reject_unknown("fault", faults, DEFAULT_FAULTS)
 
@@ -153,11 +167,14 @@ def validate_settings(value: Any) -> dict[str, Any]:
         checked["delays"] = validate_delays(settings["delays"])
     if "faults" in settings:
         checked["faults"] = validate_faults(settings["faults"])
-    for key in ("page_size", "token_lifetime_seconds"):
+    for key, maximum, unit in (
+        ("page_size", MAX_PAGE_SIZE, "objects per InvokeCommand page"),
+        ("token_lifetime_seconds", MAX_TOKEN_LIFETIME_SECONDS, "seconds"),
+    ):
         if key in settings:
             item = settings[key]
-            if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 86400:
-                raise InvalidInput(f"invalid {key} {quoted(item)}: expected a whole number from 1 to 86400")
+            if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= maximum:
+                raise InvalidInput(f"invalid {key} {quoted(item)}: expected a whole number from 1 to {maximum} ({unit})")
             checked[key] = item
     return checked
 

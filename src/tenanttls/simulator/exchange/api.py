@@ -33,10 +33,10 @@ from tenanttls.simulator.exchange.errors import CmdletError, request_error
 from tenanttls.simulator.exchange.parameters import bind
 from tenanttls.simulator.jsonbody import InvalidJsonBody, parse_json
 from tenanttls.simulator.services import Services, base_url, services_of
+from tenanttls.simulator.settings import MAX_PAGE_SIZE
 
 logger = logging.getLogger(__name__)
 
-MAX_PAGE_SIZE = 1000
 WWW_AUTHENTICATE = (
     f'Bearer client_id="{catalog.RESOURCE_APP_IDS[catalog.EXCHANGE_RESOURCE]}", '
     'trusted_issuers="00000001-0000-0000-c000-000000000000@*", '
