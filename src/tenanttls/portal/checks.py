@@ -69,6 +69,15 @@ class CheckSubject:
     certificate: CertificateInfo | None
     connector_name: str
     legacy_certificate_name: str
+    # The step a tenant in needs_attention stopped at; its connectors are checked as in that step.
+    resume_state: str | None = None
+
+    @property
+    def step(self) -> str:
+        """The state whose connectors are expected: the stopped step for a tenant in needs_attention."""
+        if self.state == UpgradeState.NEEDS_ATTENTION.value and self.resume_state:
+            return self.resume_state
+        return self.state
 
 
 def _after(state: str, step: UpgradeState) -> bool:
@@ -190,6 +199,16 @@ class CheckRunner:
             logger.warning("check failed: tenant=%s check=connectors error=%s", subject.tenant_id, error)
             return CheckResult("connectors", title, False, f"The connectors could not be read: {error}", "Try again later.")
 
+        disabled = created_disabled(subject, connectors)
+        if disabled is not None:
+            return CheckResult(
+                "connectors", title, False,
+                f"Exchange Online created the new connector {disabled.name} disabled, so it cannot accept our mail yet. "
+                "This happens on some tenants, whose inbound connectors Exchange Online creates disabled.",
+                "Contact Microsoft support and ask them to enable inbound connectors for your tenant, then ask the "
+                f"provider to retry the upgrade. Meanwhile mail keeps flowing through {backup_name(subject.connector_name)}, "
+                "your previous connector.",
+            )
         problems = expected_connector_problems(subject, connectors)
         if problems:
             return CheckResult(
@@ -294,14 +313,14 @@ def expected_connector_problems(subject: CheckSubject, connectors: list[InboundC
     legacy = subject.legacy_certificate_name.lower()
     problems = []
 
-    if _after(subject.state, UpgradeState.CONNECTOR):
+    if _after(subject.step, UpgradeState.CONNECTOR):
         if main is None or not is_ours(main) or main.tls_sender_certificate_name != (subject.unique_name or "").lower():
             problems.append(f"The new connector {subject.connector_name} for {subject.unique_name} is missing or changed.")
         elif not main.enabled:
             problems.append(f"The new connector {subject.connector_name} is disabled.")
         if backup is None:
             problems.append(f"The backup connector {backup_name(subject.connector_name)} is missing.")
-    elif _after(subject.state, UpgradeState.BACKUP):
+    elif _after(subject.step, UpgradeState.BACKUP):
         if backup is None:
             problems.append(f"The backup connector {backup_name(subject.connector_name)} is missing.")
     elif main is None or main.tls_sender_certificate_name != legacy:
@@ -309,6 +328,20 @@ def expected_connector_problems(subject: CheckSubject, connectors: list[InboundC
     elif not main.enabled:
         problems.append(f"The connector {subject.connector_name} is disabled, so mail from the provider is not accepted.")
     return problems
+
+
+def created_disabled(subject: CheckSubject, connectors: list[InboundConnector]) -> InboundConnector | None:
+    """Return the new connector when the upgrade is at the connector step and Exchange keeps it disabled.
+
+    On some tenants Exchange Online creates every inbound connector disabled and rejects
+    enabling it; only Microsoft support can change that.
+    """
+    if subject.step != UpgradeState.CONNECTOR.value:
+        return None
+    main = next((connector for connector in connectors if connector.name.lower() == subject.connector_name.lower()), None)
+    if main is None or not is_ours(main) or main.enabled:
+        return None
+    return main
 
 
 def describe_connectors(connectors: list[InboundConnector]) -> str:

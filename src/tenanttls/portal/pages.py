@@ -82,6 +82,7 @@ def run_checks(context, overview):
         certificate=overview.certificate,
         connector_name=context.config.connector_name,
         legacy_certificate_name=context.config.legacy_certificate_name,
+        resume_state=overview.upgrade.resume_state,
     )
     return context.checks.run(subject)
 

@@ -111,7 +111,7 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
         summary=summarize(overview),
         timeline=build_timeline(
             state=state.value, consented_at=upgrade.consented_at, grace_until=upgrade.grace_until, events=overview.events, now=now,
-            resume_state=upgrade.resume_state,
+            resume_state=upgrade.resume_state, connector_disabled=_new_connector_disabled(connectors, config.connector_name),
         ),
         grace_left=grace_left,
         connectors=connectors,
@@ -130,6 +130,11 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
         needs_consent=consent_needed,
         next_step=next_step(overview),
     )
+
+
+def _new_connector_disabled(connectors: list[ConnectorRow] | None, connector_name: str) -> bool:
+    """True when the connector the upgrade created exists but is disabled."""
+    return any(row.ours and not row.enabled and row.name.lower() == connector_name.lower() for row in connectors or ())
 
 
 def has_consent(overview: TenantOverview) -> bool:
