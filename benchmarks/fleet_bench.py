@@ -10,6 +10,14 @@ the worker's CPU is measured per step with the step thread's CPU clock, so the
 simulator's own work is not counted in it. The grace period is 1 s and the clients'
 rate budget is raised (the simulator is local), so the figures show the engine's
 own cost, not Microsoft's propagation delays or throttling.
+
+With ``--workers N`` the tenants are upgraded by N ``tenanttls worker`` processes on
+one store (``--backend sqlite`` or ``postgresql``, a PostgreSQL 15 server started for
+the run), all drawing from the store's shared request budget (``--budget`` requests
+per second). It then also prints the share of that budget used and the throttling
+responses the simulator sent: it rejects Exchange requests above 3 in flight per tenant.
+
+    .venv/bin/python benchmarks/fleet_bench.py --tenants 1000 --workers 4 --backend postgresql --concurrency 16
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import json
 import logging
 import os
 import platform
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +36,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pgserver import PostgresServer  # noqa: E402
 
 from tenanttls.clock import OffsetClock
 from tenanttls.config import Settings
@@ -69,86 +83,107 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-def run(tenants: int, concurrency: int, data: Path | None, progress_every: float) -> dict:
-    data_dir = prepare_data_dir(data)
-    clock = OffsetClock()
-    fleet = generate_fleet(tenants, awkward=False, seed=7)
-    credentials = write_app_credentials(data_dir / "app")
-    store = open_store(f"sqlite:///{(data_dir / 'tenanttls.db').resolve()}", create=True)
-    dns_server = BuiltinDnsServer(store.engine, "crosswaretls.com", host="127.0.0.1", port=0, clock=clock).start()
-    seed = {
-        "app": {"client_id": credentials.client_id, "certificates": [credentials.certificate_pem]},
-        "tenants": [tenant.seed for tenant in fleet],
-    }
-    simulator = Simulator(data_dir / "simulator", seed=seed, dns_nameserver=f"127.0.0.1:{dns_server.port}", clock=clock).start()
-    try:
-        settings = Settings(
-            data_dir=data_dir, login_url=simulator.base_url, graph_url=simulator.base_url, exchange_url=simulator.base_url,
+class Bench:
+    """The simulator, the built-in DNS server and a store of `backend`, with the fleet imported and consented."""
+
+    def __init__(self, tenants: int, backend: str, data: Path | None, budget: tuple[float, int] | None) -> None:
+        self.data_dir = prepare_data_dir(data)
+        self.clock = OffsetClock()
+        self.fleet = generate_fleet(tenants, awkward=False, seed=7)
+        self.postgres = PostgresServer().start() if backend == "postgresql" else None
+        url = self.postgres.create_database("tenanttls") if self.postgres else f"sqlite:///{(self.data_dir / 'tenanttls.db').resolve()}"
+        credentials = write_app_credentials(self.data_dir / "app")
+        self.store = open_store(url, create=True)
+        self.dns_server = BuiltinDnsServer(self.store.engine, "crosswaretls.com", host="127.0.0.1", port=0, clock=self.clock).start()
+        seed = {
+            "app": {"client_id": credentials.client_id, "certificates": [credentials.certificate_pem]},
+            "tenants": [tenant.seed for tenant in self.fleet],
+            # Exchange rejects requests above a per-tenant limit on requests in flight; 3 is an
+            # estimate (Microsoft does not state the number). Each rejection counts as throttling.
+            "settings": {"faults": {"max_concurrent_requests": 3}},
+        }
+        self.simulator = Simulator(self.data_dir / "simulator", seed=seed, dns_nameserver=f"127.0.0.1:{self.dns_server.port}",
+                                   clock=self.clock).start()
+        rate, burst = budget or (2000.0, 200)
+        self.settings = Settings(
+            data_dir=self.data_dir, database_url=url if self.postgres else "", login_url=self.simulator.base_url,
+            graph_url=self.simulator.base_url, exchange_url=self.simulator.base_url,
             client_id=credentials.client_id, client_certificate=str(credentials.certificate_path),
-            client_key=f"file:{credentials.key_path}", microsoft_ca_bundle=str(simulator.ca_path),
-            key_encryption_key=write_key_encryption_key(data_dir / "kek"), dns_server=f"127.0.0.1:{dns_server.port}",
+            client_key=f"file:{credentials.key_path}", microsoft_ca_bundle=str(self.simulator.ca_path),
+            key_encryption_key=write_key_encryption_key(self.data_dir / "kek"), dns_server=f"127.0.0.1:{self.dns_server.port}",
+            requests_per_second=rate, request_burst=burst, request_budget="store" if budget else "process",
         )
+
+        now = self.clock.now()
+        with self.store.write() as connection:
+            for tenant in self.fleet:
+                add_tenant(connection, TenantRecord(tenant.tenant_id, tenant.initial_domain, tenant.display_name),
+                           legacy_certificate_name=self.settings.legacy_certificate_name, now=now, actor="bench")
+        with self.http() as client:
+            for tenant in self.fleet:
+                client.post(f"/_simulator/tenants/{tenant.tenant_id}/consent", json={"granted": True}).raise_for_status()
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.simulator.base_url, verify=str(self.simulator.ca_path), timeout=60)
+
+    def counts(self) -> dict[str, int]:
+        with self.store.engine.connect() as connection:
+            return count_by_state(connection)
+
+    def finished(self) -> bool:
+        return all(UpgradeState(state) in TERMINAL for state in self.counts())
+
+    def close(self) -> None:
+        self.simulator.stop()
+        self.dns_server.stop()
+        self.store.close()
+        if self.postgres:
+            self.postgres.stop()
+
+
+def _progress(bench: Bench, started: float, every: float) -> threading.Event:
+    stop = threading.Event()
+
+    def print_progress() -> None:
+        while not stop.wait(every):
+            line = "  ".join(f"{state} {count}" for state, count in sorted(bench.counts().items()))
+            print(f"progress after {time.monotonic() - started:.0f} s: {line}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=print_progress, daemon=True).start()
+    return stop
+
+
+def run(tenants: int, concurrency: int, data: Path | None, progress_every: float) -> dict:
+    """Run one worker in this process (the first version of this benchmark), on SQLite."""
+    bench = Bench(tenants, "sqlite", data, None)
+    try:
         options = EngineOptions(grace=timedelta(seconds=1), lease=timedelta(minutes=2), retry_base=timedelta(milliseconds=200),
                                 retry_cap=timedelta(seconds=2), consent_poll=timedelta(seconds=1),
                                 accepted_poll=timedelta(milliseconds=500), dns_visible_timeout=10.0)
-        context = build_context(settings, store=store, clock=clock, options=options,
+        context = build_context(bench.settings, store=bench.store, clock=bench.clock, options=options,
                                 transport_options={"requests_per_second": 2000.0, "burst": 200, "tenant_concurrency": 3})
         context.version = "bench"
 
-        now = clock.now()
-        with store.write() as connection:
-            for tenant in fleet:
-                add_tenant(connection, TenantRecord(tenant.tenant_id, tenant.initial_domain, tenant.display_name),
-                           legacy_certificate_name=settings.legacy_certificate_name, now=now, actor="bench")
-        with httpx.Client(base_url=simulator.base_url, verify=str(simulator.ca_path), timeout=60) as client:
-            for tenant in fleet:
-                client.post(f"/_simulator/tenants/{tenant.tenant_id}/consent", json={"granted": True}).raise_for_status()
-
         started = time.monotonic()
         cpu_started = time.process_time()
-        request_upgrades(store, None, now=clock.now(), actor="bench")
+        request_upgrades(bench.store, None, now=bench.clock.now(), actor="bench")
         worker = Worker(context, concurrency=concurrency, poll_interval=0.2, owner="bench")
-        stop_progress = threading.Event()
-
-        def counts() -> dict[str, int]:
-            with store.engine.connect() as connection:
-                return count_by_state(connection)
-
-        def print_progress() -> None:
-            while not stop_progress.wait(progress_every):
-                line = "  ".join(f"{state} {count}" for state, count in sorted(counts().items()))
-                print(f"progress after {time.monotonic() - started:.0f} s: {line}", file=sys.stderr, flush=True)
-
-        progress = threading.Thread(target=print_progress, daemon=True)
-        progress.start()
+        stop_progress = _progress(bench, started, progress_every)
         try:
-            stats = worker.run(until=lambda: all(UpgradeState(state) in TERMINAL for state in counts()))
+            stats = worker.run(until=bench.finished)
         finally:
             stop_progress.set()
         wall = time.monotonic() - started
         process_cpu = time.process_time() - cpu_started
-        report = fleet_report(store, clock.now(), wall)
+        report = fleet_report(bench.store, bench.clock.now(), wall)
         context.close()
+        calls_seen = _simulator_calls(bench)
     finally:
-        simulator.stop()
-        dns_server.stop()
-        store.close()
+        bench.close()
 
-    completed = [tenant for tenant in report.tenants if tenant.state == UpgradeState.COMPLETED.value]
-    calls = sorted(tenant.api_calls for tenant in completed)
-    return {
-        "tenants": tenants,
-        "completed": len(completed),
-        "states": report.counts(),
+    result = _figures(bench, report, wall, calls_seen, None)
+    result.update({
         "concurrency": concurrency,
-        "wall_seconds": round(wall, 1),
-        "tenants_per_minute": round(len(completed) / wall * 60, 1),
-        "api_calls_per_tenant": {
-            "mean": round(sum(calls) / len(calls), 2) if calls else None,
-            "min": calls[0] if calls else None,
-            "max": calls[-1] if calls else None,
-            "plan_minimum": minimum_calls(fleet[0].seed, settings.provider_zone),
-        },
         "worker_cpu_ms_per_step": {
             state: round(stats.cpu_by_state[state] / stats.steps_by_state[state] * 1000, 2)
             for state in sorted(stats.steps_by_state)
@@ -156,8 +191,103 @@ def run(tenants: int, concurrency: int, data: Path | None, progress_every: float
         "steps_by_state": dict(sorted(stats.steps_by_state.items())),
         "retries": stats.retries,
         "process_cpu_seconds": round(process_cpu, 1),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+    })
+    return result
+
+
+def run_processes(tenants: int, workers: int, concurrency: int, backend: str, budget: tuple[float, int],
+                  data: Path | None, progress_every: float) -> dict:
+    """Run `workers` ``tenanttls worker`` processes on one store, all drawing from the store's request budget."""
+    bench = Bench(tenants, backend, data, budget)
+    processes: list[subprocess.Popen] = []
+    cpu_seconds = 0.0
+    try:
+        config = bench.data_dir / "worker.toml"
+        _write_worker_config(bench.settings, config)
+        started = time.monotonic()
+        request_upgrades(bench.store, None, now=bench.clock.now(), actor="bench")
+        env = {key: value for key, value in os.environ.items() if key not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+        for index in range(workers):
+            with (bench.data_dir / f"worker-{index}.log").open("w") as log:
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-c", "from tenanttls.cli import main; main()", "worker", "--config", str(config),
+                     "--concurrency", str(concurrency), "--poll", "0.2", "--grace", "1s", "--drift-interval", "0"],
+                    stdout=subprocess.DEVNULL, stderr=log, env=env,
+                ))
+        stop_progress = _progress(bench, started, progress_every)
+        try:
+            while not bench.finished():
+                if any(process.poll() is not None for process in processes):
+                    raise SystemExit(f"a worker exited early; see {bench.data_dir}/worker-*.log")
+                time.sleep(0.5)
+        finally:
+            stop_progress.set()
+        wall = time.monotonic() - started
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            _, _, usage = os.wait4(process.pid, 0)
+            process.returncode = 0  # reaped above; keeps Popen from waiting again
+            cpu_seconds += usage.ru_utime + usage.ru_stime
+        report = fleet_report(bench.store, bench.clock.now(), wall)
+        calls_seen = _simulator_calls(bench)
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+        bench.close()
+
+    result = _figures(bench, report, wall, calls_seen, budget)
+    result.update({"workers": workers, "concurrency_per_worker": concurrency, "backend": backend,
+                   "worker_cpu_seconds": round(cpu_seconds, 1)})
+    return result
+
+
+def _write_worker_config(settings: Settings, path: Path) -> None:
+    keys = ("database_url", "login_url", "graph_url", "exchange_url", "client_id", "client_certificate", "client_key",
+            "microsoft_ca_bundle", "key_encryption_key", "dns_server", "request_budget")
+    lines = ["[tenanttls]", f'data_dir = "{settings.data_dir}"', 'lease = "2m"', "max_attempts = 20",
+             f"requests_per_second = {settings.requests_per_second}", f"request_burst = {settings.request_burst}"]
+    lines += [f'{key} = "{getattr(settings, key)}"' for key in keys if getattr(settings, key)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _simulator_calls(bench: Bench) -> dict:
+    with bench.http() as client:
+        return client.get("/_simulator/calls").json()
+
+
+def _figures(bench: Bench, report, wall: float, calls_seen: dict, budget: tuple[float, int] | None) -> dict:
+    completed = [tenant for tenant in report.tenants if tenant.state == UpgradeState.COMPLETED.value]
+    calls = sorted(tenant.api_calls for tenant in completed)
+    by_endpoint = calls_seen.get("by_endpoint", {})
+    # Token requests go to the identity platform through MSAL, outside the request budget.
+    budgeted = sum(count for endpoint, count in by_endpoint.items() if not endpoint.startswith("identity"))
+    result = {
+        "tenants": len(bench.fleet),
+        "completed": len(completed),
+        "states": report.counts(),
+        "wall_seconds": round(wall, 1),
+        "tenants_per_minute": round(len(completed) / wall * 60, 1),
+        "api_calls_per_tenant": {
+            "mean": round(sum(calls) / len(calls), 2) if calls else None,
+            "min": calls[0] if calls else None,
+            "max": calls[-1] if calls else None,
+            "plan_minimum": minimum_calls(bench.fleet[0].seed, bench.settings.provider_zone),
+        },
+        "simulator_requests": {"total": calls_seen.get("total"), "graph_and_exchange": budgeted, "by_endpoint": by_endpoint},
+        "throttling_responses": calls_seen.get("faults", {}),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_at_end": os.getloadavg()},
     }
+    if budget:
+        rate, burst = budget
+        result["request_budget"] = {
+            "requests_per_second": rate, "burst": burst,
+            "used_requests_per_second": round(budgeted / wall, 1),
+            "share_used": round(budgeted / (rate * wall + burst), 3),
+        }
+    return result
 
 
 def main() -> None:
@@ -167,18 +297,40 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="empty data folder (default: a new temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--progress", type=float, default=10.0, help="seconds between progress lines on stderr")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="worker processes ('tenanttls worker'); 0 runs one worker in this process (default)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="store for --workers: a SQLite file, or a PostgreSQL 15 server started for the run")
+    parser.add_argument("--budget", type=float, default=100.0,
+                        help="with --workers: the shared request budget in requests per second (default 100)")
+    parser.add_argument("--burst", type=int, default=20, help="with --workers: the budget's burst (default 20)")
     arguments = parser.parse_args()
 
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    result = run(arguments.tenants, arguments.concurrency, arguments.data, arguments.progress)
+    if arguments.workers > 0:
+        result = run_processes(arguments.tenants, arguments.workers, arguments.concurrency, arguments.backend,
+                               (arguments.budget, arguments.burst), arguments.data, arguments.progress)
+    elif arguments.backend != "sqlite":
+        parser.error("the in-process worker runs on SQLite; give --workers N for PostgreSQL")
+    else:
+        result = run(arguments.tenants, arguments.concurrency, arguments.data, arguments.progress)
 
     calls = result["api_calls_per_tenant"]
+    shape = (f"{result['workers']} worker process(es) x {result['concurrency_per_worker']} on {result['backend']}"
+             if "workers" in result else f"one in-process worker x {result['concurrency']} on sqlite")
     print(f"tenants: {result['completed']}/{result['tenants']} completed in {result['wall_seconds']} s "
-          f"with {result['concurrency']} at once: {result['tenants_per_minute']} tenants per minute")
+          f"with {shape}: {result['tenants_per_minute']} tenants per minute")
     print(f"API calls per tenant: mean {calls['mean']}, min {calls['min']}, max {calls['max']}; "
           f"the plan needs at least {calls['plan_minimum']}")
-    print("worker CPU per step (ms): " + ", ".join(f"{state} {ms}" for state, ms in result["worker_cpu_ms_per_step"].items()))
-    print(f"retries: {result['retries']}; process CPU (worker, simulator, DNS): {result['process_cpu_seconds']} s")
+    print(f"throttling responses from the simulator: {result['throttling_responses'] or 'none'}")
+    if "request_budget" in result:
+        budget = result["request_budget"]
+        print(f"request budget: {budget['requests_per_second']:g}/s shared, {budget['used_requests_per_second']}/s used "
+              f"on average ({budget['share_used']:.0%} of the budget over the run)")
+        print(f"worker CPU (all worker processes): {result['worker_cpu_seconds']} s")
+    else:
+        print("worker CPU per step (ms): " + ", ".join(f"{state} {ms}" for state, ms in result["worker_cpu_ms_per_step"].items()))
+        print(f"retries: {result['retries']}; process CPU (worker, simulator, DNS): {result['process_cpu_seconds']} s")
     if arguments.json:
         arguments.json.write_text(json.dumps(result, indent=2) + "\n")
 
