@@ -115,7 +115,7 @@ def test_upgrade_then_again(data):
     first = tenanttls("upgrade", A, "--data", str(data), "--json")
     second = tenanttls("upgrade", A, "--data", str(data))
 
-    assert json.loads(first.stdout)[0]["outcome"] == "requested"
+    assert json.loads(first.stdout)["tenants"][0]["outcome"] == "requested"
     assert second.returncode == 0
     assert "already in progress" in second.stdout
 
@@ -132,7 +132,16 @@ def test_upgrade_completed_noop(data):
 def test_upgrade_all_wave(data):
     result = tenanttls("upgrade", "--all", "--wave", "1", "--data", str(data), "--json")
 
-    assert [item["tenant_id"] for item in json.loads(result.stdout)] == [A]
+    document = json.loads(result.stdout)
+    assert [item["tenant_id"] for item in document["tenants"]] == [A]
+    assert document["deferred"] == [B]
+
+
+def test_upgrade_wave_names_deferred(data):
+    result = tenanttls("upgrade", A, B, "--wave", "1", "--data", str(data))
+
+    assert result.returncode == 0
+    assert f"left for a later wave: {B} (run upgrade again)" in result.stdout
 
 
 def test_rollback_never_upgraded(data):

@@ -131,7 +131,7 @@ def test_upgrade_after_rollback_new_run(fleet):
 def test_upgrade_all_with_wave(fleet):
     results = request_upgrades(fleet, None, wave=2, now=NOW, actor="test")
 
-    assert [result.tenant_id for result in results] == [A, B]
+    assert [(result.tenant_id, result.outcome) for result in results] == [(A, "requested"), (B, "requested"), (C, "deferred")]
     assert _state(fleet, C).requested is False
 
 

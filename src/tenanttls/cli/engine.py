@@ -196,11 +196,15 @@ def upgrade(
         open_store(settings.database), None if all_tenants else tenants, wave=wave, overrides=overrides,
         now=SystemClock().now(), actor=_actor(),
     )
+    handled = [result for result in results if result.outcome != "deferred"]
+    deferred = [result.tenant_id for result in results if result.outcome == "deferred"]
     if as_json:
-        _print_json([result.to_json() for result in results])
+        _print_json({"tenants": [result.to_json() for result in handled], "deferred": deferred})
         return
-    for result in results:
+    for result in handled:
         typer.echo(f"{result.tenant_id}: {result.message} (state {result.state})")
+    if deferred:
+        typer.echo(f"left for a later wave: {', '.join(deferred)} (run upgrade again)")
     if not results:
         typer.echo("no tenant to upgrade")
 

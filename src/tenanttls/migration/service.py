@@ -94,7 +94,7 @@ class RequestResult:
     """The outcome of an upgrade or rollback request for one tenant."""
 
     tenant_id: str
-    outcome: str  # "requested", "resumed", "restarted", "unchanged", "skipped"
+    outcome: str  # "requested", "resumed", "restarted", "unchanged", "skipped", "deferred"
     state: str
     message: str
 
@@ -113,6 +113,7 @@ def request_upgrades(
 ) -> list[RequestResult]:
     """Request the upgrade of `tenant_ids` (when None, all but rolled-back ones; at most `wave` new ones).
 
+    Tenants beyond the wave get a "deferred" result and stay unchanged.
     Unknown ids raise `NotFoundError` before anything changes. A completed tenant is
     left alone; a tenant in needs_attention resumes where it stopped, with `overrides`
     added; a rolled-back tenant starts a new run.
@@ -129,6 +130,7 @@ def request_upgrades(
         for upgrade in targets:
             starts = not upgrade.requested or upgrade.state == UpgradeState.ROLLED_BACK.value
             if wave is not None and starts and started >= wave:
+                results.append(RequestResult(upgrade.tenant_id, "deferred", upgrade.state, "left for a later wave"))
                 continue
             result = _request_one(connection, upgrade, overrides, now, actor)
             started += result.outcome in ("requested", "restarted")
