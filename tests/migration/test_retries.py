@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from tenanttls.migration.service import add_tenant, request_upgrades
+from tenanttls.store.tenants import TenantRecord
 from tests.fixtures.simulator import make_tenant
+
+UNKNOWN = "99999999-2222-4333-8444-555555555555"
 
 
 def test_transient_errors_retry(engine_factory):
@@ -28,7 +32,7 @@ def test_retry_waits_with_backoff(engine_factory):
     assert report.kind == "retry"
     assert upgrade.attempts == 1
     assert upgrade.next_attempt_at >= now
-    assert "MicrosoftServiceError" in upgrade.last_error
+    assert not upgrade.last_error.startswith("MicrosoftServiceError")
 
 
 def test_gives_up_after_max_attempts(engine_factory):
@@ -40,4 +44,18 @@ def test_gives_up_after_max_attempts(engine_factory):
 
     assert upgrade.resume_state == "domain"
     assert "gave up after 3 attempts" in upgrade.last_error
-    assert "MicrosoftServiceError" in upgrade.last_error
+
+
+def test_unknown_tenant_stops_at_once(engine_factory):
+    harness = engine_factory([make_tenant()])
+    now = harness.clock.now()
+    with harness.store.write() as connection:
+        record = TenantRecord(UNKNOWN, "unknown.onmicrosoft.com", "Unknown")
+        add_tenant(connection, record, legacy_certificate_name=harness.settings.legacy_certificate_name, now=now, actor="test")
+    request_upgrades(harness.store, [UNKNOWN], now=now, actor="test")
+
+    harness.step(UNKNOWN)
+
+    upgrade = harness.upgrade(UNKNOWN)
+    assert upgrade.state == "needs_attention"
+    assert upgrade.last_error.startswith(f"tenant {UNKNOWN} was not found by Microsoft Entra ID")

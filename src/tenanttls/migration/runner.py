@@ -119,12 +119,13 @@ def _call(step, work: StepInput, upgrade: UpgradeRecord, state: UpgradeState, co
         return Stop(str(error))
     except TenantTlsError as error:
         logger.warning("step failed: tenant=%s state=%s error=%s: %s", upgrade.tenant_id, state.value, type(error).__name__, error)
-        return Stop(f"{type(error).__name__}: {error}")
+        return Stop(str(error))
 
 
 def _retry_or_stop(context: EngineContext, upgrade: UpgradeRecord, error: Exception) -> Retry | Stop:
     attempts = upgrade.attempts + 1
-    reason = f"{type(error).__name__}: {error}"
+    # Our own errors carry a full sentence; only foreign ones (such as SQLAlchemy's) need their type named.
+    reason = str(error) if isinstance(error, TenantTlsError) else f"{type(error).__name__}: {error}"
     if attempts >= context.options.max_attempts:
         return Stop(f"{reason} (gave up after {attempts} attempts; fix the cause, then run 'tenanttls upgrade {upgrade.tenant_id}')")
 

@@ -88,6 +88,9 @@ def awaiting_consent(work: StepInput) -> Outcome:
         work.api.tokens.get_token(work.tenant_id, EXCHANGE_SCOPE)
     except ConsentRequired as error:
         return Wait(work.now + work.context.options.consent_poll, f"waiting for admin consent: {error}")
+    except NotFound as error:
+        # Entra ID does not know the tenant id (AADSTS90002): no retry can fix a wrong id.
+        return Stop(str(error))
 
     values = {"consented_at": work.upgrade.consented_at or work.now}
     if work.upgrade.consent_method is None:
