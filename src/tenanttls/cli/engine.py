@@ -2,9 +2,10 @@
 
 Each command parses its options, calls `tenanttls.migration.service` (or the
 worker, or the demo) and prints text, or JSON with ``--json``. Errors derived from
-`TenantTlsError` exit with the error's code (see `tenanttls.errors`):
-2 invalid input, 3 unknown tenant, 5 rejected by the safety gate, 6 wrong upgrade
-state, 10 store, 78 configuration.
+`TenantTlsError` exit with the error's code (see `tenanttls.errors` and the table
+in docs/engine.md): 1 other errors, 2 invalid input, 3 unknown tenant, 4 Microsoft 365
+call failed (such as no consent), 5 rejected by the safety gate, 6 wrong upgrade state,
+7 DNS, 8 certificate, 9 relay, 10 store, 78 configuration.
 """
 
 from __future__ import annotations
