@@ -193,3 +193,13 @@ def test_help_explains(command):
     assert result.returncode == 0
     assert "Usage:" in result.stdout
     assert len(result.stdout.splitlines()) > 5
+
+
+@pytest.mark.parametrize("command", [["worker", "--grace", "24"], ["worker", "--drift-interval", "6"], ["demo", "--grace", "24"]])
+def test_duration_needs_unit(command, tmp_path):
+    result = tenanttls(*command, "--data", str(tmp_path / "data"))
+
+    assert result.returncode == 2
+    assert "invalid duration '" in result.stderr
+    assert "add a unit, such as" in result.stderr
+    assert not (tmp_path / "data").exists()

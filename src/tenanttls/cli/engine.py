@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +37,20 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
     return load_settings(config, data_dir=data)
+
+
+def _duration_with_unit(value: Optional[str]) -> Optional[str]:
+    """Return `value` unchanged, or raise `InvalidInput` for a bare number other than 0.
+
+    The settings file reads a bare number as seconds, but on the command line
+    ``--grace 24`` is more likely meant as hours, so the CLI requires a unit.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text) and float(text) != 0:
+        raise InvalidInput(f"invalid duration '{text}': add a unit, such as {text}h or 90m")
+    return value
 
 
 def _actor() -> str:
@@ -305,6 +320,7 @@ def worker(
     from tenanttls.migration.wiring import build_context
     from tenanttls.migration.worker import Worker
 
+    grace, drift_interval = _duration_with_unit(grace), _duration_with_unit(drift_interval)
     settings = load_settings(config, data_dir=data, grace=grace, drift_interval=drift_interval)
     context = build_context(settings)
     runner = Worker(context, concurrency=concurrency, poll_interval=poll, periodic=_periodic_tasks(context, settings))
@@ -400,7 +416,7 @@ def demo(
     from tenanttls.migration.demo import DemoOptions, run_demo
 
     verbose = bool(ctx.parent and ctx.parent.params.get("verbose"))
-    report = run_demo(DemoOptions(tenants=tenants, grace=parse_duration(grace), data_dir=data,
+    report = run_demo(DemoOptions(tenants=tenants, grace=parse_duration(_duration_with_unit(grace)), data_dir=data,
                                   concurrency=concurrency, seed=seed, version=__version__, log_to_stderr=verbose))
     if as_json:
         _print_json(report.to_json())
