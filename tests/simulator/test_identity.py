@@ -440,6 +440,7 @@ def test_admin_consent_deny(simulator_factory, app_credentials):
         ({"redirect_uri": "https://attacker.example.test/steal"}, "AADSTS50011"),
         ({"client_id": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"}, "AADSTS700016"),
         ({"tenant": "unknown.onmicrosoft.com"}, "AADSTS90002"),
+        ({"client_id": ""}, "AADSTS900144: The request body must contain the following parameter: &#x27;client_id&#x27;."),
     ],
 )
 def test_admin_consent_error_page(simulator_factory, app_credentials, change, code):
@@ -456,6 +457,20 @@ def test_admin_consent_error_page(simulator_factory, app_credentials, change, co
     assert "location" not in response.headers
     assert code in response.text
     assert consent["granted"] is False
+
+
+def test_admin_consent_without_client_id(simulator_factory, app_credentials):
+    tenant = make_tenant(consent=False)
+    simulator = simulator_factory({"tenants": [tenant]})
+    path, params = _consent_url(tenant["tenant_id"], app_credentials.client_id)
+    del params["client_id"]
+
+    with https_client(simulator) as http:
+        response = http.get(path, params=params)
+
+    assert response.status_code == 400
+    assert "AADSTS900144" in response.text
+    assert "was not found" not in response.text
 
 
 def test_second_consent_keeps_grant_time(simulator_factory, app_credentials):

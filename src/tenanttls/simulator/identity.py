@@ -335,6 +335,8 @@ def _admin_consent(request: Request, services: Services, reference: str, tenant_
     redirect_uri = params.get("redirect_uri", "")
     app = services.state.app
 
+    if not client_id:
+        return _error_page(400, 900144, "The request body must contain the following parameter: 'client_id'.")
     error = _tenant_error(services, reference)
     if error is not None:
         return _error_page(400, error.code, error.text)
