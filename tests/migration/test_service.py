@@ -54,6 +54,18 @@ def test_import_again_unchanged(fleet, tmp_path):
     assert summary.to_json() == {"added": 0, "updated": 0, "unchanged": 3}
 
 
+def test_import_update_audits_before(fleet, tmp_path):
+    path = tmp_path / "renamed.csv"
+    path.write_text(f"tenant_id,initial_domain,display_name\n{A},alpha.onmicrosoft.com,Alpha Ltd\n", encoding="utf-8")
+
+    import_tenants(fleet, path, legacy_certificate_name="*.crossware.co.nz", now=NOW, actor="test")
+
+    event = history(fleet, A)[-1]
+    assert event.action == "tenant.updated"
+    assert event.before == {"initial_domain": "alpha.onmicrosoft.com", "display_name": "Alpha"}
+    assert event.after == {"initial_domain": "alpha.onmicrosoft.com", "display_name": "Alpha Ltd"}
+
+
 def test_import_bad_file_changes_nothing(store, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(f"tenant_id,initial_domain\n{A},alpha.onmicrosoft.com\n{B},beta.example\n", encoding="utf-8")

@@ -74,6 +74,10 @@ def import_tenants(store: Store, path: Path, *, legacy_certificate_name: str, no
 
 def add_tenant(connection: Connection, tenant: TenantRecord, *, legacy_certificate_name: str, now: datetime, actor: str) -> str:
     """Store one tenant with its upgrade row and a legacy relay assignment; return "added", "updated" or "unchanged"."""
+    try:
+        previous = get_tenant(connection, tenant.tenant_id)
+    except NotFoundError:
+        previous = None
     outcome = save_tenant(connection, tenant, now)
     create_upgrade(connection, tenant.tenant_id, now)
     relay_assignments.ensure_legacy_assignment(connection, tenant.tenant_id, legacy_certificate_name, now)
@@ -81,9 +85,13 @@ def add_tenant(connection: Connection, tenant: TenantRecord, *, legacy_certifica
         record_event(
             connection,
             AuditEvent(tenant_id=tenant.tenant_id, at=now, actor=actor, action=f"tenant.{outcome}",
-                       after={"initial_domain": tenant.initial_domain, "display_name": tenant.display_name}),
+                       before=_tenant_fields(previous) if previous else None, after=_tenant_fields(tenant)),
         )
     return outcome
+
+
+def _tenant_fields(tenant: TenantRecord) -> dict[str, str]:
+    return {"initial_domain": tenant.initial_domain, "display_name": tenant.display_name}
 
 
 # Upgrade and rollback requests -----------------------------------------------------------------
