@@ -66,10 +66,29 @@ def relay(
     }
     settings = load_settings(config, data_dir=data, **{key: str(value) for key, value in overrides.items() if value is not None})
     extra = {"reuse_connections": False} if no_reuse else {}
+    if _store_notifies(settings):
+        # The listener drops a switched tenant's cached assignment at once, so the cache
+        # can live longer; expiry stays the fallback while the listener reconnects.
+        extra["assignment_max_age"] = LISTENING_ASSIGNMENT_MAX_AGE
     if retry:
         extra["retry_schedule"] = _retry_schedule(retry)
     relay_settings = relay_settings_from(settings, **extra)
     asyncio.run(_run_relay(settings, relay_settings, port_file, metrics=(metrics_port, metrics_host)))
+
+
+# NOTE: estimate. Bounds how stale a cached assignment can get if notifications stop arriving.
+LISTENING_ASSIGNMENT_MAX_AGE = 30.0
+
+
+def _store_notifies(settings) -> bool:
+    """Return True when the store is PostgreSQL, which notifies relays of assignment changes."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(settings.database).get_backend_name() == "postgresql"
+    except ArgumentError:
+        return False  # open_store reports the invalid URL
 
 
 def _retry_schedule(text: str) -> tuple[float, ...]:
@@ -88,6 +107,7 @@ def _retry_schedule(text: str) -> tuple[float, ...]:
 
 
 async def _run_relay(settings, relay_settings, port_file: Optional[Path], metrics: tuple = (None, "127.0.0.1")) -> None:
+    from tenanttls.relay.notifications import AssignmentListener, listens
     from tenanttls.relay.server import Relay
     from tenanttls.relay.wiring import key_pairs_from
     from tenanttls.store.db import open_store
@@ -106,6 +126,9 @@ async def _run_relay(settings, relay_settings, port_file: Optional[Path], metric
         from tenanttls.metrics import RelayCollector
 
         stop_metrics = start_metrics("relay", metrics[0], metrics[1], [RelayCollector(relay.queue)])
+    listener = None
+    if listens(store.engine):
+        listener = AssignmentListener(store.engine, relay.assignments).start()
     try:
         if relay.recovery is not None and relay.recovery.possible_duplicates:
             typer.echo(f"relay: {len(relay.recovery.possible_duplicates)} messages were being delivered at the last stop; "
@@ -116,6 +139,8 @@ async def _run_relay(settings, relay_settings, port_file: Optional[Path], metric
         await stopped.wait()
     finally:
         await relay.stop()
+        if listener is not None:
+            listener.stop()
         if stop_metrics is not None:
             stop_metrics()
         store.close()

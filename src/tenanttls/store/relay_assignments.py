@@ -3,6 +3,10 @@
 The relay reads this table before each delivery. Mode ``legacy`` presents the
 shared certificate; mode ``unique`` presents `certificate_id`. `version` grows by
 one on every change, so the relay can tell a changed row from a re-read one.
+
+On PostgreSQL every change also sends ``NOTIFY tenanttls_relay_assignments`` with the
+tenant id as payload. PostgreSQL delivers it when the caller's transaction commits,
+so a listening relay drops its cached copy right after the switch is durable.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from tenanttls.store.schema import relay_assignments
 
 LEGACY = "legacy"
 UNIQUE = "unique"
+NOTIFY_CHANNEL = "tenanttls_relay_assignments"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ def ensure_legacy_assignment(connection: Connection, tenant_id: str, legacy_name
             tenant_id=tenant_id, mode=LEGACY, certificate_name=legacy_name, certificate_id=None, changed_at=now, version=0
         )
     )
+    notify_relays(connection, tenant_id)
     return True
 
 
@@ -91,6 +97,16 @@ def _assign(
                 version=relay_assignments.c.version + 1,
             )
         )
+    notify_relays(connection, tenant_id)
     assignment = find_assignment(connection, tenant_id)
     assert assignment is not None
     return assignment
+
+
+def notify_relays(connection: Connection, tenant_id: str) -> None:
+    """Tell listening relays, when the transaction commits, that the tenant's assignment changed (PostgreSQL only).
+
+    SQLite has no notifications; relays on SQLite see the change when their cached copy expires.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, tenant_id)))
