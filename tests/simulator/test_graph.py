@@ -362,6 +362,37 @@ def test_verify_refused_when_other_tenant_verified_first(simulator_factory, app_
     assert "already verified in another tenant" in loser.json()["error"]["message"]
 
 
+@pytest.mark.knot
+def test_subdomain_of_other_tenants_domain(simulator_factory, app_credentials, knot):
+    # Microsoft 365's Domains FAQ: a subdomain of a domain added to one organization can be
+    # added to another, which proves it with its own TXT record.
+    parent = "divisions." + ZONE
+    owner = make_tenant(accepted_domains=[parent])
+    other = make_tenant()
+    simulator = simulator_factory({"tenants": [owner, other]}, dns_nameserver=knot.address)
+    name = "other." + parent
+
+    with https_client(simulator) as http:
+        other_token = graph_token(simulator, app_credentials, other["tenant_id"])
+        owner_token = graph_token(simulator, app_credentials, owner["tenant_id"])
+        added = _add(http, other_token, name)
+        unproven = http.post(f"/v1.0/domains/{name}/verify", headers=_auth(other_token))
+        knot.publish_txt(name, _proof(http, other_token, name))
+        verified = http.post(f"/v1.0/domains/{name}/verify", headers=_auth(other_token))
+        owner_adds = _add(http, owner_token, name)
+        owner_sibling = _add(http, owner_token, "sibling." + parent)
+
+    assert added.status_code == 201
+    assert added.json()["isVerified"] is False
+    assert added.json()["isRoot"] is True
+    assert unproven.status_code == 400
+    assert verified.status_code == 200
+    assert verified.json()["isVerified"] is True
+    assert owner_adds.status_code == 400
+    assert "already verified in another tenant" in owner_adds.json()["error"]["message"]
+    assert owner_sibling.json()["isVerified"] is True
+
+
 def test_verify_when_nameserver_does_not_answer(simulator_factory, simulator_tenant, app_credentials):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         # A bound UDP socket that never replies: the query times out.

@@ -2,7 +2,9 @@
 
 - ``POST /v1.0/domains`` with ``{"id": name}`` adds an unverified domain (201). A subdomain of
   a domain verified in the same tenant is verified at once, as Microsoft does; a name
-  verified in another tenant is rejected.
+  verified in another tenant is rejected. A subdomain of a domain verified in another
+  tenant is added unverified and needs its own TXT proof, as Microsoft 365's Domains FAQ
+  describes.
 - ``GET /v1.0/domains`` and ``GET /v1.0/domains/{id}`` read domains (``$select`` supported).
 - ``GET /v1.0/domains/{id}/verificationDnsRecords`` returns the ``MS=ms########`` TXT record
   (unique per tenant and domain) and the MX alternative.
