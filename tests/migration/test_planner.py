@@ -330,3 +330,33 @@ def test_switch_absent_after_switch():
     assert plan.changes == ()
     assert plan.describe() == ["no changes: the tenant is in the desired state"]
     assert not any(isinstance(change, (SwitchRelay, SaveSnapshot)) for change in plan.changes)
+
+
+def test_foreign_connector_with_legacy_name_rejected():
+    foreign = _connector(TlsSenderCertificateName="mx.othervendor.example", Comment="other vendor")
+
+    plan = plan_connectors(TENANT, [foreign], _desired())
+
+    assert [violation.code for violation in plan.violations] == ["legacy_unconfirmed"]
+    assert "mx.othervendor.example" in plan.violations[0].message
+    assert "--legacy-connector 'CrosswareInboundConnector'" in plan.violations[0].message
+    assert not any(isinstance(change, RenameConnector) for change in plan.changes)
+
+
+def test_foreign_connector_with_legacy_name_confirmed():
+    foreign = _connector(TlsSenderCertificateName="mx.othervendor.example")
+
+    plan = plan_connectors(TENANT, [foreign], _desired(legacy_connector="CrosswareInboundConnector"))
+
+    assert plan.violations == ()
+    assert plan.changes[1] == RenameConnector("CrosswareInboundConnector", "CrosswareInboundConnector-BACKUP")
+
+
+def test_foreign_wildcard_covering_unique_name_rejected():
+    foreign = _connector("Wildcard Vendor", TlsSenderCertificateName="*.crosswaretls.com")
+
+    plan = plan_connectors(TENANT, [_connector(), foreign], _desired())
+
+    assert [violation.code for violation in plan.violations] == ["foreign_connector"]
+    assert "'Wildcard Vendor'" in plan.violations[0].message
+    assert "--allow-foreign-connector" in plan.violations[0].message

@@ -136,19 +136,37 @@ def _find(connectors: list[InboundConnector], name: str) -> InboundConnector | N
 def legacy_candidates(connectors: list[InboundConnector], desired: Desired) -> list[InboundConnector]:
     """Return the connectors that look like the legacy connector.
 
-    That is any connector we did not create, not named ``…-BACKUP``, that either has
-    the connector name or names the shared (legacy) certificate.
+    That is any connector we did not create, not named ``…-BACKUP``, that names the
+    shared (legacy) certificate. A connector with the connector name but another
+    vendor's certificate is not one: `unconfirmed_legacy` returns it.
     """
     legacy_certificate = desired.legacy_certificate_name.lower()
     candidates = []
     for connector in connectors:
         if is_ours(connector) or connector.name.upper().endswith(BACKUP_SUFFIX):
             continue
-        if connector.name.lower() == desired.connector_name.lower():
-            candidates.append(connector)
-        elif connector.tls_sender_certificate_name == legacy_certificate:
+        if connector.tls_sender_certificate_name == legacy_certificate:
             candidates.append(connector)
     return candidates
+
+
+def unconfirmed_legacy(connectors: list[InboundConnector], desired: Desired) -> InboundConnector | None:
+    """Return the connector that has the connector name but not the shared certificate, if any.
+
+    It may belong to another vendor, so only ``--legacy-connector NAME`` makes it the legacy one.
+    """
+    named = _find(connectors, desired.connector_name)
+    if named is None or is_ours(named) or named in legacy_candidates(connectors, desired):
+        return None
+    return named
+
+
+def covers(certificate_name: str, host: str) -> bool:
+    """True when a TlsSenderCertificateName (exact or ``*.`` wildcard) matches `host`."""
+    pattern, host = certificate_name.lower(), host.lower()
+    if pattern.startswith("*."):
+        return "." in host and host.split(".", 1)[1] == pattern[2:]
+    return pattern == host
 
 
 def desired_connector(desired: Desired, cloud_services_mail_enabled: bool) -> ConnectorSettings:
@@ -244,7 +262,7 @@ def plan_connectors(
     if desired.unique_name is not None:
         original = snapshot or legacy or backup
         cloud_services = original.cloud_services_mail_enabled if original is not None else True
-        unresolved = legacy_name is None and any(violation.code == "several_legacy" for violation in violations)
+        unresolved = legacy_name is None and any(violation.code in ("several_legacy", "legacy_unconfirmed") for violation in violations)
         changes += _plan_new_connector(tenant_id, connectors, desired, legacy, unresolved, cloud_services, violations)
 
     return ConnectorPlan(
@@ -276,11 +294,25 @@ def _legacy_name(
                     "several_legacy",
                     chosen,
                     f"connector {chosen!r} named with --legacy-connector does not exist; "
-                    "list the connectors with 'tenanttls plan' and give an existing name",
+                    "check the names with Get-InboundConnector and give an existing one",
                 )
             )
             return None
         return chosen
+
+    unconfirmed = unconfirmed_legacy(connectors, desired)
+    if unconfirmed is not None:
+        violations.append(
+            Violation(
+                "legacy_unconfirmed",
+                unconfirmed.name,
+                f"connector {unconfirmed.name!r} has the connector name but certificate "
+                f"{unconfirmed.tls_sender_certificate_name or '(none)'}, not {desired.legacy_certificate_name}, "
+                f"so it may be another vendor's (Comment {unconfirmed.comment!r}); if it is the legacy connector, "
+                f"run 'tenanttls upgrade {tenant_id} --legacy-connector {unconfirmed.name!r}'",
+            )
+        )
+        return None
 
     candidates = legacy_candidates(connectors, desired)
     if len(candidates) > 1:
@@ -367,14 +399,15 @@ def _plan_new_connector(
 ) -> list[Change]:
     settings = desired_connector(desired, cloud_services_mail_enabled)
     named = _find(connectors, desired.connector_name)
-    if named is not None and (named is legacy or (legacy_unresolved and named in legacy_candidates(connectors, desired))):
+    if named is not None and (named is legacy or (legacy_unresolved and (named in legacy_candidates(connectors, desired) or named is unconfirmed_legacy(connectors, desired)))):
         named = None  # the rename of the legacy connector frees the name
 
     unique = (desired.unique_name or "").lower()
     foreign = [
         connector
         for connector in connectors
-        if not is_ours(connector) and connector is not named and connector.tls_sender_certificate_name == unique
+        if not is_ours(connector) and connector is not named and connector is not legacy
+        and unique and covers(connector.tls_sender_certificate_name or "", unique)
     ]
     if foreign and not desired.overrides.allow_foreign_connector:
         names = ", ".join(repr(connector.name) for connector in foreign)
@@ -382,8 +415,8 @@ def _plan_new_connector(
             Violation(
                 "foreign_connector",
                 names,
-                f"connector {names} was not created by tenanttls and already uses the unique name "
-                f"{desired.unique_name}; remove it, or run 'tenanttls upgrade {tenant_id} --allow-foreign-connector' "
+                f"connector {names} was not created by tenanttls and its certificate name already matches "
+                f"the unique name {desired.unique_name}; remove it, or run 'tenanttls upgrade {tenant_id} --allow-foreign-connector' "
                 "to leave it in place",
             )
         )

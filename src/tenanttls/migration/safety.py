@@ -23,7 +23,8 @@ class Overrides:
     allow_foreign_connector: bool = False
     # Take over a connector we did not create that already has the new connector's name.
     adopt_connector: bool = False
-    # The connector to treat as the legacy one when several look like it.
+    # The connector to treat as the legacy one when several look like it, or when the
+    # connector named like it is on another certificate.
     legacy_connector: str | None = None
     # Keep waiting for Microsoft support to enable a connector that Exchange created disabled.
     allow_disabled_connector: bool = False
@@ -49,6 +50,7 @@ FLAGS = {
     "foreign_connector": "--allow-foreign-connector",
     "name_taken": "--adopt-connector",
     "several_legacy": "--legacy-connector NAME",
+    "legacy_unconfirmed": "--legacy-connector NAME",
     "connector_disabled": "--allow-disabled-connector",
     "backup_missing": None,
 }
