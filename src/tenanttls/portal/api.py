@@ -13,8 +13,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tenanttls.errors import ConsentRequired, PermissionDenied
+from tenanttls.domain.names import MAX_CONNECTOR_NAME_LENGTH, validate_connector_name
+from tenanttls.errors import ConsentRequired, InvalidInput, PermissionDenied
+from tenanttls.migration.safety import Overrides
 from tenanttls.portal import forms
+from tenanttls.portal.diagnosis import OVERRIDE_LABELS
 from tenanttls.portal.access import check_tenant_scope, require_operator, require_principal, require_tenant_admin
 from tenanttls.portal.fleet import query_audit_trail
 from tenanttls.portal.operator import fleet_query, load_fleet
@@ -56,6 +59,34 @@ class RollbackRequest(BaseModel):
     reason: str = Field(default="", max_length=500)
 
     _reason_line_breaks = field_validator("reason", mode="before")(_line_breaks_as_lf)
+
+
+class OverridesRequest(BaseModel):
+    """Engine overrides that relax the safety gate for the tenant, as the flags of ``tenanttls upgrade``."""
+
+    model_config = ConfigDict(extra="forbid")
+    force_backup_overwrite: bool = Field(default=False, description=OVERRIDE_LABELS["force_backup_overwrite"])
+    allow_foreign_connector: bool = Field(default=False, description=OVERRIDE_LABELS["allow_foreign_connector"])
+    adopt_connector: bool = Field(default=False, description=OVERRIDE_LABELS["adopt_connector"])
+    legacy_connector: str | None = Field(
+        default=None, min_length=1, max_length=MAX_CONNECTOR_NAME_LENGTH, description=OVERRIDE_LABELS["legacy_connector"]
+    )
+    allow_disabled_connector: bool = Field(default=False, description=OVERRIDE_LABELS["allow_disabled_connector"])
+
+    @field_validator("legacy_connector")
+    @classmethod
+    def _connector_name(cls, value: str | None) -> str | None:
+        try:
+            return validate_connector_name(value) if value is not None else None
+        except InvalidInput as error:
+            raise ValueError(str(error)) from error
+
+
+class RetryRequest(BaseModel):
+    """Retry, optionally with engine overrides stored for the tenant from now on."""
+
+    model_config = ConfigDict(extra="forbid")
+    overrides: OverridesRequest = Field(default_factory=OverridesRequest)
 
 
 def _context(request: Request):
@@ -183,8 +214,9 @@ async def audit(request: Request, tenant_id: str, before: int | None = None) -> 
 
 
 @router.post("/operator/tenants/{tenant_id}/retry", summary="Resume a stopped tenant or run its next step now")
-async def retry(request: Request, tenant_id: str) -> dict[str, Any]:
+async def retry(request: Request, tenant_id: str, body: RetryRequest | None = None) -> dict[str, Any]:
     principal = require_operator(request)
     tenant_id = check_tenant_scope(principal, tenant_id)
-    result = await run_in_threadpool(_context(request).services.retry, tenant_id, principal.actor)
+    overrides = Overrides(**body.overrides.model_dump()) if body is not None else Overrides()
+    result = await run_in_threadpool(lambda: _context(request).services.retry(tenant_id, principal.actor, overrides))
     return result.to_json()

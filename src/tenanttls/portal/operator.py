@@ -9,9 +9,12 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
-from tenanttls.errors import NotFoundError
+from tenanttls.domain.names import MAX_CONNECTOR_NAME_LENGTH, validate_connector_name
+from tenanttls.errors import InvalidInput, NotFoundError
+from tenanttls.migration.safety import Overrides
 from tenanttls.migration.states import UpgradeState
 from tenanttls.portal import forms
+from tenanttls.portal.diagnosis import OVERRIDE_FIELDS, OVERRIDE_LABELS, explain_stop
 from tenanttls.portal.access import check_tenant_scope, require_operator
 from tenanttls.portal.fleet import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, FleetQuery, query_audit_trail, query_fleet
 from tenanttls.portal.rendering import flash, render
@@ -72,23 +75,61 @@ async def tenant_page(request: Request, tenant_id: str):
         overview, trail = await run_in_threadpool(load_tenant, request.app.state.context, tenant_id, before or None)
     except NotFoundError as error:
         raise HTTPException(status_code=404, detail=str(error)) from error
+    upgrade = overview.upgrade
+    stop = None
+    if upgrade.state == UpgradeState.NEEDS_ATTENTION.value:
+        stop = explain_stop(upgrade.last_error, upgrade.resume_state, connector_name=request.app.state.context.config.connector_name)
     return render(
         request,
         "operator/tenant.html",
         overview=overview,
         trail=trail,
-        summary=STATE_SUMMARIES.get(overview.upgrade.state, overview.upgrade.state),
+        summary=STATE_SUMMARIES.get(upgrade.state, upgrade.state),
         errors={},
+        overrides=[(name, OVERRIDE_LABELS[name]) for name in OVERRIDE_FIELDS],
+        suggested=OVERRIDE_LABELS.get(stop.override) if stop and stop.override else None,
     )
+
+
+def retry_overrides(form) -> Overrides:
+    """Return the engine override chosen in the Retry form; raise `forms.FormError` on bad input.
+
+    An override relaxes the safety gate for this tenant, so it needs the confirmation
+    checkbox. `legacy_connector` also needs the connector's name.
+    """
+    choice = forms.choice(form, "override", label="Override", choices=OVERRIDE_FIELDS)
+    if choice is None:
+        return Overrides()
+
+    forms.confirmed(form, "confirm_override", label="I accept what the chosen override allows")
+    if choice != "legacy_connector":
+        return Overrides(**{choice: True})
+
+    label = "Connector to keep as the backup"
+    name = forms.text(form, "legacy_connector_name", label=label, max_length=MAX_CONNECTOR_NAME_LENGTH, required=True)
+    try:
+        return Overrides(legacy_connector=validate_connector_name(name))
+    except InvalidInput as error:
+        raise forms.FormError({"legacy_connector_name": f"{label}: {error}"}) from error
 
 
 @router.post("/operator/tenants/{tenant_id}/retry")
 async def retry(request: Request, tenant_id: str):
     principal = require_operator(request)
     tenant_id = check_tenant_scope(principal, tenant_id)
-    result = await run_in_threadpool(request.app.state.context.services.retry, tenant_id, principal.actor)
-    logger.info("retry requested by operator: tenant=%s outcome=%s actor=%s", tenant_id, result.outcome, principal.oid)
-    flash(request, "ok", f"Retry: {result.message}.")
+    try:
+        overrides = retry_overrides(await request.form())
+    except forms.FormError as error:
+        flash(request, "error", " ".join(error.errors.values()))
+        return RedirectResponse(f"/operator/tenants/{tenant_id}", status_code=303)
+
+    services = request.app.state.context.services
+    result = await run_in_threadpool(lambda: services.retry(tenant_id, principal.actor, overrides))
+    chosen = ", ".join(overrides.to_json())
+    logger.info(
+        "retry requested by operator: tenant=%s outcome=%s overrides=%s actor=%s", tenant_id, result.outcome, chosen or "-", principal.oid
+    )
+    flash(request, "ok", f"Retry{' with ' + chosen if chosen else ''}: {result.message}.")
     return RedirectResponse(f"/operator/tenants/{tenant_id}", status_code=303)
 
 

@@ -22,6 +22,7 @@ from tenanttls.clock import Clock
 from tenanttls.errors import NotFoundError, UpgradeStateError
 from tenanttls.migration import service as engine
 from tenanttls.migration.planner import TenantPlan
+from tenanttls.migration.safety import Overrides
 from tenanttls.migration.states import TERMINAL, UpgradeState
 from tenanttls.portal.checks import CertificateInfo
 from tenanttls.store import relay_assignments
@@ -194,21 +195,24 @@ class PortalServices:
             )
         logger.info("manual upgrade requested: tenant=%s actor=%s", tenant_id, actor)
 
-    def retry(self, tenant_id: str, actor: str) -> engine.RequestResult:
-        """Resume a stopped tenant, or make a waiting one due now.
+    def retry(self, tenant_id: str, actor: str, overrides: Overrides = Overrides()) -> engine.RequestResult:
+        """Resume a stopped tenant, or make a waiting one due now, with `overrides` added to its stored ones.
 
-        A tenant in needs_attention resumes through the engine's request. A tenant whose
-        upgrade runs but waits (for consent, propagation, a retry delay) gets
-        `next_attempt_at` set to now. A worker's lease on it, if any, is left alone.
+        A tenant in needs_attention resumes through the engine's request, as
+        ``tenanttls upgrade TENANT --flag`` does. A tenant whose upgrade runs but waits (for
+        consent, propagation, a retry delay) gets the overrides through the same request
+        and `next_attempt_at` set to now. A worker's lease on it, if any, is left alone.
         """
         upgrade = self._upgrade(tenant_id)
         state = UpgradeState(upgrade.state)
         if state is UpgradeState.NEEDS_ATTENTION:
-            [result] = engine.request_upgrades(self.store, [tenant_id], now=self.clock.now(), actor=actor)
+            [result] = engine.request_upgrades(self.store, [tenant_id], overrides=overrides, now=self.clock.now(), actor=actor)
             return result
         if not upgrade.requested or state in TERMINAL:
             raise UpgradeStateError(f"tenant {tenant_id} has no running upgrade to retry (state {state.value})")
 
+        if overrides.to_json():
+            engine.request_upgrades(self.store, [tenant_id], overrides=overrides, now=self.clock.now(), actor=actor)
         now = self.clock.now()
         with self.store.write() as connection:
             update_upgrade(connection, tenant_id, owner=None, expected_state=state.value, next_attempt_at=now, attempts=0)

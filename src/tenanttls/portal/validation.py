@@ -55,6 +55,8 @@ def describe_error(error: Mapping[str, Any]) -> str:
         return f"The {name} must be text in double quotes, not {_shown(value)}."
     if kind in ("bool_type", "bool_parsing"):
         return f"The {name} must be true or false, not {_shown(value)}."
+    if kind == "value_error":
+        return f"The {name} value {_shown(value)} is not valid: {context.get('error', 'rejected')}."
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"The {name} must be a whole number, not {_shown(value)}."
     return f"The {name} value {_shown(value)} is not valid; see /openapi.json for the expected form."

@@ -8,6 +8,7 @@ from typing import Any
 
 from tenanttls.errors import MicrosoftApiError
 from tenanttls.migration.states import TERMINAL, UpgradeState
+from tenanttls.portal.diagnosis import StopReason, explain_stop
 from tenanttls.portal.explanations import Explanation, explanations
 from tenanttls.portal.oidc import Principal
 from tenanttls.portal.services import TenantOverview
@@ -57,6 +58,8 @@ class ConnectorPage:
     notices: list[str] = field(default_factory=list)
     needs_consent: bool = False
     next_step: str = ""
+    stop: StopReason | None = None
+    show_engine_detail: bool = False
 
     def to_json(self) -> dict[str, Any]:
         tenant, upgrade = self.overview.tenant, self.overview.upgrade
@@ -69,7 +72,8 @@ class ConnectorPage:
             "consented_at": _iso(upgrade.consented_at),
             "grace_until": _iso(upgrade.grace_until),
             "grace_left": self.grace_left,
-            "last_error": upgrade.last_error,
+            "problem": self.stop.customer if self.stop else None,
+            "last_error": upgrade.last_error if self.show_engine_detail else None,
             "relay_mode": self.overview.relay_mode,
             "timeline": [entry.to_json() for entry in self.timeline],
             "connectors": [row.to_json() for row in self.connectors] if self.connectors is not None else None,
@@ -129,6 +133,8 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
         in_progress=running,
         needs_consent=consent_needed,
         next_step=next_step(overview),
+        stop=_stop_reason(upgrade, config.connector_name),
+        show_engine_detail=principal.is_operator,
     )
 
 
@@ -144,10 +150,16 @@ def has_consent(overview: TenantOverview) -> bool:
     return UpgradeState.AWAITING_CONSENT.value in forward_times(overview.events)
 
 
+def _stop_reason(upgrade, connector_name: str) -> StopReason | None:
+    if upgrade.state != UpgradeState.NEEDS_ATTENTION.value:
+        return None
+    return explain_stop(upgrade.last_error, upgrade.resume_state, connector_name=connector_name)
+
+
 def consent_lost(upgrade) -> bool:
     """True when the engine stopped the tenant because its consent is missing or was withdrawn."""
-    # NOTE: the engine stores the reason as text only; this matches the start of its message for ConsentRequired.
-    return upgrade.state == UpgradeState.NEEDS_ATTENTION.value and (upgrade.last_error or "").startswith("consent is missing")
+    reason = _stop_reason(upgrade, "")
+    return reason is not None and reason.kind == "consent"
 
 
 def summarize(overview: TenantOverview) -> str:
