@@ -51,6 +51,12 @@ def _run_worker(config, crash_at: str | None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
+def store_backend() -> str:
+    """SQLite only: test_multi_worker.py kills and restarts workers on PostgreSQL, and CI time is short."""
+    return "sqlite"
+
+
+@pytest.fixture
 def crash_harness(engine_factory, tmp_path):
     original = legacy_connector()
     original["Comment"] = "Crossware email signatures"
