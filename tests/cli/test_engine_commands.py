@@ -95,6 +95,23 @@ def test_status_text_table(data):
     assert "fleet: awaiting_consent 1" in result.stdout
 
 
+def test_tenants_list_header(data):
+    result = tenanttls("tenants", "list", "--data", str(data))
+
+    assert result.stdout.splitlines()[0].split() == ["tenant", "initial", "domain", "state", "display", "name"]
+
+
+def test_status_stopped_tenant(data):
+    execute(data, "UPDATE upgrades SET state='needs_attention', resume_state='backup', requested=true, "
+                  "last_error='stopped here', next_attempt_at=NULL WHERE tenant_id=:tenant", tenant=A)
+
+    result = tenanttls("status", A, "--data", str(data))
+
+    assert "next attempt (UTC)" in result.stdout
+    assert "at backup" in result.stdout
+    assert "0/9" not in result.stdout
+
+
 def test_upgrade_unknown_tenant(data):
     result = tenanttls("upgrade", A, UNKNOWN, "--data", str(data))
 
@@ -118,6 +135,7 @@ def test_upgrade_then_again(data):
     assert json.loads(first.stdout)["tenants"][0]["outcome"] == "requested"
     assert second.returncode == 0
     assert "already in progress" in second.stdout
+    assert second.stdout.count("state awaiting_consent") == 1
 
 
 def test_upgrade_completed_noop(data):

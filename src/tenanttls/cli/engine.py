@@ -124,8 +124,9 @@ def tenants_list(
         _print_json([{"tenant_id": s.tenant.tenant_id, "initial_domain": s.tenant.initial_domain,
                       "display_name": s.tenant.display_name, "state": s.upgrade.state} for s in statuses])
         return
+    typer.echo(f"{'tenant':<36}  {'initial domain':<40} {'state':<16} display name")
     for item in statuses:
-        typer.echo(f"{item.tenant.tenant_id}  {item.tenant.initial_domain:<40} {item.upgrade.state:<16} {item.tenant.display_name}")
+        typer.echo(f"{item.tenant.tenant_id:<36}  {item.tenant.initial_domain:<40} {item.upgrade.state:<16} {item.tenant.display_name}")
 
 
 def _override_options(
@@ -218,7 +219,9 @@ def upgrade(
         _print_json({"tenants": [result.to_json() for result in handled], "deferred": deferred})
         return
     for result in handled:
-        typer.echo(f"{result.tenant_id}: {result.message} (state {result.state})")
+        # Some messages already name the state ("resumes in state backup"); say it once.
+        state = "" if f"state {result.state}" in result.message else f" (state {result.state})"
+        typer.echo(f"{result.tenant_id}: {result.message}{state}")
     if deferred:
         typer.echo(f"left for a later wave: {', '.join(deferred)} (run upgrade again)")
     if not results:
@@ -243,17 +246,39 @@ def status(
         _print_json({"tenants": [item.to_json() for item in statuses], "states": counts})
         return
 
-    typer.echo(f"{'tenant':<36}  {'initial domain':<32} {'state':<16} {'step':<5} {'next attempt':<20} detail")
+    typer.echo(f"{'tenant':<36}  {'initial domain':<32} {'state':<16} {'step':<16} {'next attempt (UTC)':<20} detail")
     for item in statuses:
         upgrade = item.upgrade
         state = UpgradeState(upgrade.state)
-        step = f"{progress(state)}/9"
-        next_at = upgrade.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if upgrade.next_attempt_at else "-"
-        detail = upgrade.last_error or (f"grace until {upgrade.grace_until:%Y-%m-%d %H:%M:%S}" if state is UpgradeState.GRACE and upgrade.grace_until else "")
-        if not upgrade.requested and state is UpgradeState.AWAITING_CONSENT:
-            detail = "upgrade not requested"
-        typer.echo(f"{item.tenant.tenant_id:<36}  {item.tenant.initial_domain:<32} {state.value:<16} {step:<5} {next_at:<20} {detail}")
+        typer.echo(
+            f"{item.tenant.tenant_id:<36}  {item.tenant.initial_domain:<32} {state.value:<16} {_step_text(upgrade, state):<16} "
+            f"{_utc(upgrade.next_attempt_at):<20} {_detail_text(upgrade, state)}"
+        )
     typer.echo("fleet: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())) if counts else "no tenants")
+
+
+def _utc(value) -> str:
+    """Return a stored UTC time as text, or "-" when there is none."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _step_text(upgrade, state: UpgradeState) -> str:
+    """Return the step column: "n/9", or the state a stopped tenant resumes in."""
+    if not upgrade.requested and state is UpgradeState.AWAITING_CONSENT:
+        return "-"
+    if state in (UpgradeState.NEEDS_ATTENTION, UpgradeState.ROLLED_BACK):
+        return f"at {upgrade.resume_state}" if upgrade.resume_state else "-"
+    return f"{progress(state)}/9"
+
+
+def _detail_text(upgrade, state: UpgradeState) -> str:
+    if not upgrade.requested and state is UpgradeState.AWAITING_CONSENT:
+        return "upgrade not requested"
+    if upgrade.last_error:
+        return upgrade.last_error
+    if state is UpgradeState.GRACE and upgrade.grace_until:
+        return f"grace until {_utc(upgrade.grace_until)} UTC"
+    return ""
 
 
 def rollback(
@@ -290,7 +315,9 @@ def rollback(
     if as_json:
         _print_json({**result.to_json(), "final_state": final, "detail": detail})
     else:
-        typer.echo(f"{result.tenant_id}: {message}; state {final}{': ' + detail if detail else ''}")
+        # A skipped step only reports "terminal state", which the state itself already says.
+        shown = f" {detail}." if detail and reports[-1].kind != "skip" else ""
+        typer.echo(f"{result.tenant_id}: {message}. The tenant is now in state {final}.{shown}")
     if final == UpgradeState.NEEDS_ATTENTION.value:
         raise typer.Exit(6)
 
@@ -383,7 +410,7 @@ def history(
         if event.before is not None or event.after is not None:
             change = f" {json.dumps(event.before, default=str)} → {json.dumps(event.after, default=str)}"
         detail = f" ({event.detail})" if event.detail else ""
-        typer.echo(f"{event.at:%Y-%m-%d %H:%M:%S} {event.actor} {event.action}{' [' + event.step + ']' if event.step else ''}{change}{detail}")
+        typer.echo(f"{event.at:%Y-%m-%d %H:%M:%S}Z {event.actor} {event.action}{' [' + event.step + ']' if event.step else ''}{change}{detail}")
 
 
 def demo(
