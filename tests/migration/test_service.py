@@ -227,3 +227,15 @@ def test_upgrade_all_skips_rolled_back(fleet):
 
     assert [result.tenant_id for result in results] == [B, C]
     assert _state(fleet, A).state == "rolled_back"
+
+
+def test_upgrade_again_makes_waiting_tenant_due(fleet):
+    request_upgrades(fleet, [A], now=NOW, actor="test")
+    with fleet.write() as connection:
+        update_upgrade(connection, A, owner=None, next_attempt_at=NOW + timedelta(hours=1))
+
+    [result] = request_upgrades(fleet, [A], now=NOW + timedelta(minutes=1), actor="test")
+
+    assert "checks it again now" in result.message
+    assert _state(fleet, A).next_attempt_at == NOW + timedelta(minutes=1)
+    assert history(fleet, A)[-1].action == "upgrade.due_now"

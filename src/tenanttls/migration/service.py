@@ -188,11 +188,17 @@ def _request_one(connection: Connection, upgrade: UpgradeRecord, overrides: Over
         values = dict(state=UpgradeState.AWAITING_CONSENT.value, state_entered_at=now, run_id=new_run_id(), grace_until=None)
         outcome, message = "restarted", "starts a new upgrade run"
     elif upgrade.requested:
+        notes = []
         if merged != upgrade.overrides:
             update_upgrade(connection, tenant_id, owner=None, overrides=merged)
             _audit(connection, tenant_id, now, actor, "upgrade.overrides", upgrade.overrides, merged)
-            return RequestResult(tenant_id, "unchanged", state.value, f"already in progress (state {state.value}); overrides updated")
-        return RequestResult(tenant_id, "unchanged", state.value, f"already in progress (state {state.value})")
+            notes.append("overrides updated")
+        if upgrade.next_attempt_at is not None and upgrade.next_attempt_at > now:
+            # The operator asks again, typically right after the admin consented: check now.
+            update_upgrade(connection, tenant_id, owner=None, next_attempt_at=now)
+            _audit(connection, tenant_id, now, actor, "upgrade.due_now", {"next_attempt_at": _iso(upgrade.next_attempt_at)}, {"next_attempt_at": _iso(now)})
+            notes.append("the worker checks it again now instead of at the scheduled time")
+        return RequestResult(tenant_id, "unchanged", state.value, "; ".join([f"already in progress (state {state.value})", *notes]))
     else:
         values = dict(run_id=upgrade.run_id or new_run_id())
         outcome, message = "requested", "upgrade requested"
