@@ -75,8 +75,9 @@ class FleetReport:
 def seconds_in_states(events: list[AuditEvent], now: datetime) -> dict[str, float]:
     """Return the seconds spent in each state, from the tenant's state-change audit events.
 
-    The clock starts at the first upgrade (or rollback) request; the current state
-    counts until `now` unless it is terminal.
+    The clock starts at the first upgrade (or rollback) request, and a later request
+    (such as a resume) ends the state it leaves. The current state counts until `now`
+    unless it is terminal; needs_attention counts, because it waits for an operator.
     """
     durations: dict[str, float] = {}
     current: str | None = None
@@ -85,12 +86,14 @@ def seconds_in_states(events: list[AuditEvent], now: datetime) -> dict[str, floa
         if event.action in _START_ACTIONS and current is None:
             current = (event.after or {}).get("state")
             entered = event.at
-        elif event.action == "state" and event.after:
+        elif (event.action == "state" or event.action in _START_ACTIONS) and event.after and "state" in event.after:
             if current is not None and entered is not None:
                 durations[current] = durations.get(current, 0.0) + (event.at - entered).total_seconds()
             current = event.after.get("state")
             entered = event.at
-    if current is not None and entered is not None and UpgradeState(current) not in TERMINAL:
+    # A tenant in needs_attention waits for an operator, so that time counts too.
+    waiting = UpgradeState(current) not in TERMINAL or current == UpgradeState.NEEDS_ATTENTION.value if current else False
+    if current is not None and entered is not None and waiting:
         durations[current] = durations.get(current, 0.0) + (now - entered).total_seconds()
     return durations
 
