@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tenanttls import __version__
 from tenanttls.clock import Clock, SystemClock
@@ -20,7 +21,30 @@ def build_issuer(settings: Settings, publisher: Any, store: Store, clock: Clock)
     """
     from tenanttls.certificates.factory import build_issuer as build_certificate_issuer
 
+    if settings.issuer_backend == "local-ca":
+        # The local CA writes DATA/ca and logs its warning when built, so build it only
+        # when a certificate is issued: plan and rollback never issue one.
+        return LazyIssuer(settings.issuer_backend, lambda: build_certificate_issuer(settings, store.engine, publisher, clock))
     return build_certificate_issuer(settings, store.engine, publisher, clock)
+
+
+class LazyIssuer:
+    """An issuer built on first use; `backend` is known without building it."""
+
+    def __init__(self, backend: str, build: Callable[[], Any]) -> None:
+        self.backend = backend
+        self._build = build
+        self._issuer: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not set in __init__, so `backend` never builds.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        with self._lock:
+            if self._issuer is None:
+                self._issuer = self._build()
+        return getattr(self._issuer, name)
 
 
 def _transport_options(settings: Settings, transport_options: Any) -> Any:
