@@ -122,3 +122,17 @@ def test_demo_rejects_used_folder(tmp_path):
 
     assert result.returncode == 78
     assert "not empty" in result.stderr
+
+
+def test_plan_without_consent(engine_factory, tmp_path):
+    tenant = make_tenant(consent=False)
+    harness = engine_factory([tenant], wall_clock=True)
+    harness.enrol(tenant["tenant_id"])
+    config = tmp_path / "tenanttls.toml"
+    _write_config(harness, config)
+
+    result = tenanttls("plan", tenant["tenant_id"], "--config", str(config))
+
+    assert result.returncode == 4
+    assert result.stderr.count("AADSTS") == 1
+    assert not (harness.settings.data_dir / "ca").exists()
