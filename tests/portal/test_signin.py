@@ -118,7 +118,21 @@ def test_cancelled_sign_in_shows_reason(portal):
     denied = client.get("/auth/callback", params={"error": "access_denied", "error_description": "AADSTS65004: User declined.", "state": query["state"][0]})
     page = client.get(denied.headers["location"])
     assert page.status_code == 400
-    assert "AADSTS65004: User declined." in page.text
+    assert "The sign-in was cancelled on Microsoft&#39;s page" in page.text
+
+
+def test_sign_in_error_names_code_only(portal):
+    client = portal.client()
+    start = client.get("/sign-in")
+    query = parse_qs(urlsplit(start.headers["location"]).query)
+    failed = client.get(
+        "/auth/callback",
+        params={"error": "invalid_request", "error_description": "AADSTS50011: The redirect URI does not match.\r\nTrace ID: 1", "state": query["state"][0]},
+    )
+    page = client.get(failed.headers["location"]).text
+
+    assert "returned an error (code AADSTS50011)" in page
+    assert "Trace ID" not in page
 
 
 def test_reader_is_read_only(portal):

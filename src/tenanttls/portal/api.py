@@ -125,7 +125,7 @@ async def checks(request: Request, tenant_id: str) -> dict[str, Any]:
     results = await run_in_threadpool(run_checks, _context(request), overview)
     if results is None:
         raise HTTPException(status_code=503, detail="The checks need the Microsoft clients, which this portal runs without.")
-    return {"tenant_id": tenant_id, "checks": [result.to_json() for result in results]}
+    return {"tenant_id": tenant_id, "checks": [result.to_json(technical=principal.is_operator) for result in results]}
 
 
 @router.get("/tenants/{tenant_id}/plan", summary="The plan from the tenant's live state to completed")
@@ -135,7 +135,9 @@ async def plan(request: Request, tenant_id: str) -> dict[str, Any]:
     try:
         tenant_plan = await run_in_threadpool(_context(request).services.plan, tenant_id)
     except (ConsentRequired, PermissionDenied) as error:
-        raise HTTPException(status_code=409, detail=f"Grant the permissions first: {error}") from error
+        raise HTTPException(
+            status_code=409, detail="Grant the permissions first: Microsoft 365 gives the provider's app no access to your tenant yet."
+        ) from error
     return {**tenant_plan.to_json(), "fingerprint": plan_fingerprint(tenant_plan), "lines": tenant_plan.describe()}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 import time
 from typing import Any, Mapping
@@ -115,8 +116,15 @@ async def _complete_sign_in(request: Request) -> tuple[Principal, str]:
     params = request.query_params
     pending = _take_pending(request, "oidc", params.get("state"))
     if params.get("error"):
-        description = _first_line(params.get("error_description") or params["error"])
-        raise HTTPException(status_code=400, detail=f"The sign-in did not complete: {description}")
+        description = _first_line(params.get("error_description") or "")
+        logger.warning("sign-in returned an error: kind=%s error=%s description=%s", pending["kind"], params["error"], description)
+        if _declined(params["error"], description):
+            raise HTTPException(status_code=400, detail="The sign-in was cancelled on Microsoft's page, so you are not signed in.")
+        raise HTTPException(
+            status_code=400,
+            detail=f"Microsoft's sign-in page returned an error (code {_error_code(params['error'], description)}), so you are "
+            "not signed in. Try again; if it happens again, contact support and mention the code.",
+        )
 
     code = params.get("code", "")
     if not code or len(code) > MAX_CODE_LENGTH:
@@ -219,5 +227,30 @@ async def consent_callback(request: Request):
     if result.granted:
         flash(request, "ok", "Permissions granted. Review the plan, then start the upgrade.")
     else:
-        flash(request, "error", f"The permissions were not granted: {error_text or 'the request was declined'}.")
+        logger.warning("consent not granted: tenant=%s error=%s description=%s", tenant_id, result.error, error_text)
+        flash(request, "error", _consent_failure_text(result.error or "", error_text))
     return RedirectResponse(f"/tenants/{tenant_id}/connector", status_code=303)
+
+
+def _consent_failure_text(error: str, description: str) -> str:
+    """Return the customer's message for a consent that was not granted; the raw text goes to the audit trail."""
+    if _declined(error, description):
+        return (
+            "The permissions were not granted because the request was declined on Microsoft's page. The upgrade "
+            "needs them: press Grant permissions again and choose Accept, or request the manual upgrade through support."
+        )
+    return (
+        f"The permissions were not granted: Microsoft's consent page returned an error (code {_error_code(error, description)}). "
+        "Try again; if it happens again, contact support and mention the code."
+    )
+
+
+def _declined(error: str, description: str) -> bool:
+    """True when the user cancelled or declined on Microsoft's page (OAuth ``access_denied``, AADSTS65004)."""
+    return error == "access_denied" or "AADSTS65004" in description
+
+
+def _error_code(error: str, description: str) -> str:
+    """Return the AADSTS code in `description`, else the OAuth error code, for the user to quote to support."""
+    found = re.search(r"AADSTS\d+", description)
+    return found.group(0) if found else (error or "unknown")

@@ -35,7 +35,8 @@ class CheckResult:
     """One line of the checks panel.
 
     `passed` is True (green), False (red) or None when the check does not apply yet
-    (grey). `detail` states what was found and `fix` what to do when it failed.
+    (grey). `detail` states what was found and `fix` what to do when it failed, both in
+    words for the customer. `technical` is the raw error, shown to operators only.
     """
 
     key: str
@@ -43,9 +44,14 @@ class CheckResult:
     passed: bool | None
     detail: str
     fix: str = ""
+    technical: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "title": self.title, "passed": self.passed, "detail": self.detail, "fix": self.fix}
+    def to_json(self, *, technical: bool = False) -> dict[str, Any]:
+        """Return the result as JSON; `technical` adds the raw error, for operators."""
+        values = {"key": self.key, "title": self.title, "passed": self.passed, "detail": self.detail, "fix": self.fix}
+        if technical:
+            values["technical"] = self.technical
+        return values
 
 
 @dataclass(frozen=True)
@@ -125,12 +131,19 @@ class CheckRunner:
             self._clients.tokens.get_token(subject.tenant_id, self._clients.exchange.scope)
         except (ConsentRequired, PermissionDenied) as error:
             return CheckResult(
-                "token", title, False, f"The identity platform issued no token: {error}",
-                "Grant the permissions with the button above (a Global Administrator must do it).",
+                "token", title, False,
+                "Microsoft 365 gives the provider's app no access to your tenant: the permissions have not been granted "
+                "yet, or they were removed.",
+                "A Global Administrator or Privileged Role Administrator of your tenant presses Grant permissions on the "
+                "Connector page and accepts on Microsoft's page.",
+                str(error),
             )
         except TenantTlsError as error:
             logger.warning("check failed: tenant=%s check=token error=%s", subject.tenant_id, error)
-            return CheckResult("token", title, False, f"No token: {error}", "Try again later; if it persists, contact support.")
+            return CheckResult(
+                "token", title, False, "The provider's app could not get access to your tenant just now.",
+                "Run the checks again in a few minutes; contact support if this stays red.", str(error),
+            )
         return CheckResult("token", title, True, "The provider's app obtained an access token for your tenant.")
 
     def check_consent(self, subject: CheckSubject, token: CheckResult) -> CheckResult:
@@ -141,12 +154,16 @@ class CheckRunner:
             self._clients.exchange.get_accepted_domains(subject.tenant_id)
         except (ConsentRequired, PermissionDenied) as error:
             return CheckResult(
-                "consent", title, False, f"Exchange Online rejected the app: {error}",
-                "Grant the permissions again; a new consent can take a few minutes to take effect.",
+                "consent", title, False, "Exchange Online rejected the provider's app for your tenant.",
+                "Grant the permissions again on the Connector page; a new consent can take a few minutes to take effect.",
+                str(error),
             )
         except MicrosoftApiError as error:
             logger.warning("check failed: tenant=%s check=consent error=%s", subject.tenant_id, error)
-            return CheckResult("consent", title, False, f"Exchange Online did not respond as expected: {error}", "Try again later.")
+            return CheckResult(
+                "consent", title, False, "Exchange Online did not respond as expected.", "Run the checks again in a few minutes.",
+                str(error),
+            )
         return CheckResult("consent", title, True, "Exchange Online accepts the app's requests for your tenant.")
 
     # -- Graph and Exchange -----------------------------------------------------------------
@@ -164,7 +181,10 @@ class CheckRunner:
             return self._missing_domain(subject, title, name)
         except MicrosoftApiError as error:
             logger.warning("check failed: tenant=%s check=domain error=%s", subject.tenant_id, error)
-            return CheckResult("domain", title, False, f"The domain could not be read: {error}", "Try again later.")
+            return CheckResult(
+                "domain", title, False, f"{name} could not be read from Microsoft 365 just now.", "Run the checks again in a few minutes.",
+                str(error),
+            )
 
         listed = any(item.domain_name == name for item in accepted)
         if domain.is_verified and listed:
@@ -197,7 +217,10 @@ class CheckRunner:
             connectors = self._clients.exchange.get_inbound_connectors(subject.tenant_id)
         except MicrosoftApiError as error:
             logger.warning("check failed: tenant=%s check=connectors error=%s", subject.tenant_id, error)
-            return CheckResult("connectors", title, False, f"The connectors could not be read: {error}", "Try again later.")
+            return CheckResult(
+                "connectors", title, False, "The connectors could not be read from Exchange Online just now.",
+                "Run the checks again in a few minutes.", str(error),
+            )
 
         disabled = created_disabled(subject, connectors)
         if disabled is not None:
@@ -239,8 +262,9 @@ class CheckRunner:
             detail += " A repair ran but did not finish."
         return CheckResult(
             "drift", title, False, detail,
-            f"The provider repairs it with 'tenanttls drift {subject.tenant_id} --repair'. Do not change the "
-            "connector or the domain by hand; contact support if this stays red.",
+            "The provider repairs it. Do not change the connector or the domain by hand; contact support if this "
+            "stays red.",
+            f"Repair with 'tenanttls drift {subject.tenant_id} --repair'.",
         )
 
     # -- certificate and return path --------------------------------------------------------
@@ -277,12 +301,25 @@ class CheckRunner:
         except OSError as error:
             logger.warning("check failed: tenant=%s check=return_host host=%s port=%s error=%s", subject.tenant_id, host, port, error)
             return CheckResult(
-                "return_host", title, False, f"{host} port {port} could not be reached: {error}",
-                "Check that the tenant's MX host name is right; the provider's network team can help.",
+                "return_host", title, False, _unreachable(host, port, error),
+                f"The provider delivers your tenant's mail to {host}. Contact support if this stays red, and tell them "
+                "if your organisation changed how Microsoft 365 receives its mail.",
+                f"{type(error).__name__}: {error}",
             )
         if not greeting.startswith("220"):
             return CheckResult("return_host", title, False, f"{host} port {port} answered {greeting[:60]!r} instead of 220.", "Contact support.")
         return CheckResult("return_host", title, True, f"{host} port {port} accepts SMTP connections.")
+
+
+def _unreachable(host: str, port: int, error: OSError) -> str:
+    """Return why `host` could not be reached, in plain words."""
+    if isinstance(error, socket.gaierror):
+        return f"{host} was not found in DNS, so the provider cannot deliver mail to it."
+    if isinstance(error, ConnectionRefusedError):
+        return f"{host} refused the connection on port {port}."
+    if isinstance(error, TimeoutError):
+        return f"{host} did not answer on port {port} within {RETURN_HOST_TIMEOUT:g} seconds."
+    return f"{host} could not be reached on port {port}."
 
 
 def return_host(subject: CheckSubject) -> tuple[str, int]:

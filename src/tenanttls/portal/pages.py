@@ -98,7 +98,7 @@ async def _plan_or_message(request: Request, tenant_id: str):
         return None, "The provider cannot read your tenant yet. Grant the permissions first; then open the plan again."
     except MicrosoftApiError as error:
         logger.warning("plan failed: tenant=%s error=%s", tenant_id, error)
-        return None, f"Your tenant's current setup could not be read from Microsoft 365 just now: {error}. Try again in a few minutes."
+        return None, "Your tenant's current setup could not be read from Microsoft 365 just now. Try again in a few minutes."
 
 
 @router.get("/tenants/{tenant_id}/plan")

@@ -226,7 +226,7 @@ def _connectors(context, overview: TenantOverview, read: bool) -> tuple[list[Con
         found = context.clients.exchange.get_inbound_connectors(overview.tenant.tenant_id)
     except MicrosoftApiError as error:
         logger.warning("connector read failed: tenant=%s error=%s", overview.tenant.tenant_id, error)
-        return None, f"The connectors could not be read from Exchange Online just now: {error}"
+        return None, "The connectors could not be read from Exchange Online just now. Refresh the page in a few minutes."
 
     rows = [ConnectorRow(c.name, c.tls_sender_certificate_name, c.enabled, is_ours(c)) for c in found]
     return rows, ""
