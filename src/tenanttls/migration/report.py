@@ -91,9 +91,12 @@ def seconds_in_states(events: list[AuditEvent], now: datetime) -> dict[str, floa
                 durations[current] = durations.get(current, 0.0) + (event.at - entered).total_seconds()
             current = event.after.get("state")
             entered = event.at
+    if current is None or entered is None:
+        return durations
+
     # A tenant in needs_attention waits for an operator, so that time counts too.
-    waiting = UpgradeState(current) not in TERMINAL or current == UpgradeState.NEEDS_ATTENTION.value if current else False
-    if current is not None and entered is not None and waiting:
+    state = UpgradeState(current)
+    if state not in TERMINAL or state is UpgradeState.NEEDS_ATTENTION:
         durations[current] = durations.get(current, 0.0) + (now - entered).total_seconds()
     return durations
 
