@@ -222,6 +222,14 @@ def test_subdomain_of_verified_domain_is_verified(client, domains_token):
     assert response.status_code == 201
     assert response.json()["isVerified"] is True
     assert response.json()["isRoot"] is False
+    assert response.json()["supportedServices"] == ["Email"]
+
+
+def test_supported_services_of_seeded_domains(client, domains_token):
+    domains = {item["id"]: item for item in client.get("/v1.0/domains", headers=_auth(domains_token)).json()["value"]}
+
+    assert domains["contoso.com"]["supportedServices"] == ["Email"]
+    assert domains["contoso.onmicrosoft.com"]["supportedServices"] == ["Email", "OfficeCommunicationsOnline"]
 
 
 # --- verification records --------------------------------------------------------------------------------
@@ -324,6 +332,32 @@ def test_verify_after_publishing_record(verifying_simulator, app_credentials, kn
     assert again.status_code == 400
     assert name not in listed_early
     assert name in listed_late
+
+
+@pytest.mark.knot
+def test_verify_with_select(verifying_simulator, app_credentials, knot):
+    simulator = verifying_simulator
+    name = "verify-select." + ZONE
+    with https_client(simulator) as http:
+        token = graph_token(simulator, app_credentials, DEFAULT_TENANT_ID)
+        _add(http, token, name)
+        knot.publish_txt(name, _proof(http, token, name))
+        verified = http.post(f"/v1.0/domains/{name}/verify", params={"$select": "id,isVerified"}, headers=_auth(token))
+
+    assert verified.status_code == 200
+    assert {key for key in verified.json() if not key.startswith("@")} == {"id", "isVerified"}
+    assert verified.json()["isVerified"] is True
+
+
+def test_verify_rejects_unknown_select_first(client, domains_token):
+    _add(client, domains_token, "unverified.example.org")
+
+    response = client.post("/v1.0/domains/unverified.example.org/verify", params={"$select": "colour"}, headers=_auth(domains_token))
+    domain = client.get("/v1.0/domains/unverified.example.org", headers=_auth(domains_token)).json()
+
+    assert response.status_code == 400
+    assert _graph_error(response)[0] == "BadRequest"
+    assert domain["isVerified"] is False
 
 
 @pytest.mark.knot

@@ -5,7 +5,8 @@
   verified in another tenant is rejected. A subdomain of a domain verified in another
   tenant is added unverified and needs its own TXT proof, as Microsoft 365's Domains FAQ
   describes.
-- ``GET /v1.0/domains`` and ``GET /v1.0/domains/{id}`` read domains (``$select`` supported).
+- ``GET /v1.0/domains`` and ``GET /v1.0/domains/{id}`` read domains (``$select`` supported,
+  as on ``verify``).
 - ``GET /v1.0/domains/{id}/verificationDnsRecords`` returns the ``MS=ms########`` TXT record
   (unique per tenant and domain) and the MX alternative.
 - ``POST /v1.0/domains/{id}/verify`` queries the TXT records of the name at the configured
@@ -314,6 +315,7 @@ async def verify_domain(request: Request) -> Response:
     """``POST /v1.0/domains/{id}/verify``: look up the TXT record and verify the domain when it is there."""
 
     async def handle(services: Services, claims: dict[str, Any]) -> Response:
+        select = _select(request)
         tenant_id = claims["tid"]
         name = _domain_name(request)
         _, entry = _find(services, tenant_id, name)
@@ -324,7 +326,7 @@ async def verify_domain(request: Request) -> Response:
             raise GraphError(400, "Request_BadRequest", f"The domain '{name}' is already verified in another tenant.")
 
         await _find_proof(services, name, entry["verificationCode"])
-        return _mark_verified(request, services, tenant_id, name)
+        return _mark_verified(request, services, tenant_id, name, select)
 
     return await _serve(request, "POST /domains/{id}/verify", handle, write=True)
 
@@ -349,7 +351,7 @@ async def _find_proof(services: Services, name: str, code: str) -> None:
         )
 
 
-def _mark_verified(request: Request, services: Services, tenant_id: str, name: str) -> Response:
+def _mark_verified(request: Request, services: Services, tenant_id: str, name: str, select: list[str] | None) -> Response:
     now = services.clock.now()
     accepted_at = now + timedelta(seconds=services.state.delays(tenant_id)["accepted_domain_seconds"])
     try:
@@ -358,11 +360,12 @@ def _mark_verified(request: Request, services: Services, tenant_id: str, name: s
             entry["isVerified"] = True
             entry["verifiedDateTime"] = tenants.iso(now)
             entry["acceptedDateTime"] = tenants.iso(accepted_at)
-            entry["supportedServices"] = ["Email"]
+            entry["supportedServices"] = tenants.verified_services(initial=False)
     except InvalidInput as error:
         # Another tenant verified the name while the DNS query ran.
         raise GraphError(400, "Request_BadRequest", f"The domain '{name}' is already verified in another tenant.") from error
 
     document = services.state.tenant(tenant_id)
-    body = {"@odata.context": f"{base_url(request)}/v1.0/$metadata#domains/$entity", **render_domain(document, document["domains"][name])}
+    rendered = render_domain(document, document["domains"][name], select)
+    body = {"@odata.context": f"{base_url(request)}/v1.0/$metadata#domains/$entity", **rendered}
     return JSONResponse(body)

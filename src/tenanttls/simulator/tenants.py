@@ -70,13 +70,23 @@ def new_domain(
         "isInitial": initial,
         "isDefault": default,
         "authenticationType": "Managed",
-        "supportedServices": ["Email", "OfficeCommunicationsOnline"] if verified else [],
+        "supportedServices": verified_services(initial) if verified else [],
         "verificationCode": verification_code,
         "createdDateTime": iso(now),
         "verifiedDateTime": iso(now) if verified else None,
         "acceptedDateTime": iso(accepted_at) if accepted_at else None,
         "exchange": dict(exchange or {}),
     }
+
+
+def verified_services(initial: bool) -> list[str]:
+    """Return the ``supportedServices`` of a verified domain: Email, which Exchange uses it for.
+
+    NOTE: Microsoft sets supportedServices from the services configured on each domain; the
+    simulator gives every verified custom domain ``Email`` (however it was verified) and the
+    initial domain ``Email`` and ``OfficeCommunicationsOnline``.
+    """
+    return ["Email", "OfficeCommunicationsOnline"] if initial else ["Email"]
 
 
 def verification_code(tenant_id: str, name: str, taken: Iterable[str] = ()) -> str:
