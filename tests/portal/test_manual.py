@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tenanttls.store.audit import list_events
 from tests.portal.conftest import ADMIN_A, TENANT_A, csrf_from
 
@@ -32,3 +34,14 @@ def test_api_note_with_crlf_at_limit_accepted(portal):
     )
     assert answer.status_code == 200
     assert "\r" not in _manual_event(portal).detail
+
+
+def test_manual_page_after_request_says_recorded(portal):
+    client = portal.signed_in(ADMIN_A)
+    form = client.get(f"/tenants/{TENANT_A}/manual")
+    client.post(f"/tenants/{TENANT_A}/manual", data={"csrf_token": csrf_from(form.text), "contact_email": "it@tenanta.example"})
+    page = client.get(f"/tenants/{TENANT_A}/manual").text
+
+    assert "state now" not in page
+    assert re.search(r"Your request for the manual upgrade was recorded \d{4}-\d\d-\d\d \d\d:\d\d UTC\. Support will contact you at it@tenanta\.example\.", page)
+    assert 'id="manual-submit"' not in page
