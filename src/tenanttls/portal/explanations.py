@@ -22,9 +22,13 @@ class Explanation:
         return {"key": self.key, "question": self.question, "answer": list(self.paragraphs)}
 
 
-def _hours(grace: timedelta) -> str:
-    hours = grace.total_seconds() / 3600
-    return f"{hours:g} hours" if hours != 1 else "1 hour"
+def describe_duration(delta: timedelta) -> str:
+    """Return a duration in words, such as "24 hours", "1 hour 30 minutes" or "5 seconds"."""
+    total = max(0, int(delta.total_seconds()))
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{count} {unit}{'s' if count != 1 else ''}" for count, unit in ((hours, "hour"), (minutes, "minute"), (seconds, "second")) if count]
+    return " ".join(parts) or "0 seconds"
 
 
 def explanations(
@@ -59,7 +63,7 @@ def explanations(
                 f"{backup} and keeps accepting our mail with the shared certificate.",
                 f"The new connector {connector_name} is added next to it. The two connectors match different "
                 "certificate names, so they work side by side.",
-                f"Our servers keep presenting the shared certificate for a grace period of {_hours(grace)} after "
+                f"Our servers keep presenting the shared certificate for a grace period of {describe_duration(grace)} after "
                 "the new connector is created, so that the change has reached all of Microsoft's servers before "
                 "our servers switch to your own certificate.",
             ),

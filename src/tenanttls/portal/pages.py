@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from tenanttls.errors import ConsentRequired, MicrosoftApiError, NotFoundError, PermissionDenied, UpgradeStateError
-from tenanttls.portal import forms
+from tenanttls.portal import forms, plan_text
 from tenanttls.portal.access import check_tenant_scope, require_principal, require_tenant_admin
 from tenanttls.portal.checks import CheckSubject
 from tenanttls.portal.rendering import flash, render
@@ -114,9 +114,24 @@ async def plan_page(request: Request, tenant_id: str):
         tenant=overview.tenant,
         page=page,
         plan=plan,
+        steps=customer_steps(_context(request).config, plan, page.grace) if plan is not None else [],
+        violations=[plan_text.describe_violation(violation) for violation in plan.violations] if plan is not None else [],
+        notes=plan_text.customer_notes(plan, _context(request).config.connector_name) if plan is not None else [],
         message=message,
         fingerprint=plan_fingerprint(plan) if plan is not None else "",
     )
+
+
+def customer_steps(config, plan, grace) -> list[dict]:
+    """Return the plan's changes for the plan page: the step, the customer's sentence and the engine's lines."""
+    return [
+        {
+            "step": change.step.value,
+            "text": plan_text.describe_change(change, legacy_certificate_name=config.legacy_certificate_name, grace=grace),
+            "technical": change.describe(),
+        }
+        for change in plan.changes
+    ]
 
 
 @router.post("/tenants/{tenant_id}/start")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from tenanttls.errors import MicrosoftApiError
@@ -58,6 +59,7 @@ class ConnectorPage:
     notices: list[str] = field(default_factory=list)
     needs_consent: bool = False
     next_step: str = ""
+    grace: timedelta = timedelta(hours=24)
     stop: StopReason | None = None
     show_engine_detail: bool = False
 
@@ -134,6 +136,7 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
         needs_consent=consent_needed,
         next_step=next_step(overview),
         stop=_stop_reason(upgrade, config.connector_name),
+        grace=config.grace,
         show_engine_detail=principal.is_operator,
     )
 
