@@ -58,3 +58,17 @@ def test_violation_without_flags():
     text = describe_violation(violation)
     assert "--adopt-connector" not in text
     assert "CrosswareInboundConnector" in text
+
+
+def test_downtime_answer_uses_engine_grace(portal_factory):
+    portal = portal_factory(grace=timedelta(hours=2))
+    client = portal.signed_in(ADMIN_A)
+    _grant_consent(client)
+    plan = client.get(f"/tenants/{TENANT_A}/plan")
+    fingerprint = re.search(r'name="plan" value="([0-9a-f]{64})"', plan.text).group(1)
+    client.post(f"/tenants/{TENANT_A}/start", data={"csrf_token": csrf_from(plan.text), "confirm": "yes", "plan": fingerprint})
+    portal.harness.run_until(TENANT_A, "grace")
+
+    page = client.get(f"/tenants/{TENANT_A}/connector").text
+    assert "grace period of 2 hours after the new connector is created" in page
+    assert "24 hours" not in page

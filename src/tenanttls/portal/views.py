@@ -14,7 +14,7 @@ from tenanttls.portal.explanations import Explanation, explanations
 from tenanttls.portal.oidc import Principal
 from tenanttls.portal.services import TenantOverview
 from tenanttls.portal.rendering import format_time
-from tenanttls.portal.timeline import STATE_SUMMARIES, TimelineEntry, build_timeline, format_left, forward_times
+from tenanttls.portal.timeline import STATE_SUMMARIES, TimelineEntry, build_timeline, format_left, forward_times, run_events
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
     running = upgrade.requested and state not in TERMINAL
     has_run = upgrade.requested or upgrade.run_id is not None
     consent_needed = not has_consent(overview) or consent_lost(upgrade)
+    grace = tenant_grace(overview, config.grace)
     return ConnectorPage(
         overview=overview,
         state=state,
@@ -126,7 +127,7 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
             connector_name=config.connector_name,
             legacy_certificate_name=config.legacy_certificate_name,
             unique_name=overview.unique_name,
-            grace=config.grace,
+            grace=grace,
         ),
         can_grant_consent=principal.can_consent and consent_needed and state in CONSENT_STATES,
         can_start=principal.can_act and state in STARTABLE and not running,
@@ -136,9 +137,26 @@ def build_connector_page(context, overview: TenantOverview, principal: Principal
         needs_consent=consent_needed,
         next_step=next_step(overview),
         stop=_stop_reason(upgrade, config.connector_name),
-        grace=config.grace,
+        grace=grace,
         show_engine_detail=principal.is_operator,
     )
+
+
+def tenant_grace(overview: TenantOverview, configured: timedelta) -> timedelta:
+    """Return the grace period of the tenant's current run, else `configured`.
+
+    Once the connector step set `grace_until`, the grace the engine used is the time from
+    that step's end to `grace_until`. NOTE: before that the portal knows only its own
+    `grace` setting; a worker started with another ``--grace`` uses its own value.
+    """
+    upgrade = overview.upgrade
+    if upgrade.grace_until is None:
+        return configured
+    run = run_events(overview.events, upgrade.state)
+    started = [event.at for event in run if _event_states(event) == (UpgradeState.CONNECTOR.value, UpgradeState.GRACE.value)]
+    if not started:
+        return configured
+    return timedelta(seconds=round((upgrade.grace_until - started[-1]).total_seconds()))
 
 
 def _new_connector_disabled(connectors: list[ConnectorRow] | None, connector_name: str) -> bool:
