@@ -79,7 +79,7 @@ def test_confirmed_needs_yes():
     assert forms.confirmed({"confirm": "yes"}, "confirm", label="Roll back") is True
     with pytest.raises(forms.FormError) as caught:
         forms.confirmed({}, "confirm", label="Roll back")
-    assert caught.value.errors["confirm"] == "tick \u201cRoll back\u201d to confirm"
+    assert caught.value.errors["confirm"] == "Tick \u201cRoll back\u201d to confirm"
 
 
 def test_hex_digest_rejects_other_text():

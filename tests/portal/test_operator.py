@@ -128,7 +128,7 @@ def test_rollback_needs_reason_and_confirmation(portal, operator):
     token = csrf_from(page.text)
 
     missing = operator.post(f"/operator/tenants/{TENANT_B}/rollback", data={"csrf_token": token, "reason": "customer asked"})
-    assert "tick “Roll back this tenant” to confirm" in operator.get(missing.headers["location"]).text
+    assert "Tick “Roll back this tenant” to confirm" in operator.get(missing.headers["location"]).text
     assert portal.upgrade(TENANT_B).state == "grace"
 
     done = operator.post(f"/operator/tenants/{TENANT_B}/rollback", data={"csrf_token": token, "reason": "customer asked", "confirm": "yes"})

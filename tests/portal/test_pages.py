@@ -265,7 +265,7 @@ def test_rollback_needs_confirmation_then_requests(portal):
     form = client.get(f"/tenants/{TENANT_A}/rollback")
     unconfirmed = client.post(f"/tenants/{TENANT_A}/rollback", data={"csrf_token": csrf_from(form.text)})
     assert unconfirmed.status_code == 422
-    assert "tick “Roll back the upgrade” to confirm" in unconfirmed.text
+    assert "Tick “Roll back the upgrade” to confirm" in unconfirmed.text
     assert portal.upgrade(TENANT_A).state == "grace"
 
     confirmed = client.post(f"/tenants/{TENANT_A}/rollback", data={"csrf_token": csrf_from(form.text), "confirm": "yes"})

@@ -83,7 +83,7 @@ def confirmed(form: Mapping[str, Any], name: str, *, label: str) -> bool:
     """Return True when the confirmation checkbox is ticked; raise `FormError` otherwise."""
     value = _raw(form, name)
     if value != "yes":
-        raise FormError({name: f"tick \u201c{label}\u201d to confirm"})
+        raise FormError({name: f"Tick \u201c{label}\u201d to confirm"})
     return True
 
 
