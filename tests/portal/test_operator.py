@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
+from sqlalchemy import insert
 
+from tenanttls.store.schema import tenants, upgrades
 from tenanttls.store.upgrades import update_upgrade
 from tests.portal.conftest import OPERATOR, TENANT_A, TENANT_B, csrf_from
 
@@ -56,7 +59,7 @@ def test_fleet_pages_with_cursor(portal, operator):
     [
         ({"state": "bogus"}, "State &#39;bogus&#39; is not one of"),
         ({"q": "<script>"}, "Search may contain only letters, digits"),
-        ({"after": "not a domain"}, "invalid page cursor"),
+        ({"after": "not a domain"}, "Invalid page cursor"),
         ({"size": "100000"}, "Page size must be a whole number from 1 to 200"),
     ],
 )
@@ -64,6 +67,23 @@ def test_fleet_rejects_bad_filters(portal, operator, params, message):
     page = operator.get("/operator", params=params)
     assert page.status_code == 422
     assert message in page.text
+    assert '<form method="get" action="/operator" class="filters">' in page.text
+    for name in params:
+        assert f"{name}: " not in page.text, name
+
+
+def test_fleet_bad_search_keeps_typed_text(portal, operator):
+    page = operator.get("/operator", params={"q": "a b", "state": "grace"})
+    assert page.status_code == 422
+    assert '<input id="q" name="q" value="a b"' in page.text
+    assert '<option value="grace" selected>' in page.text
+    assert "Search may contain only letters, digits and . @ _ -." in page.text
+
+
+def test_fleet_count_wording(portal, operator):
+    one = operator.get("/operator", params={"q": "tenantb"})
+    assert "1 tenant matches." in one.text
+    assert "2 tenants match." in operator.get("/operator").text
 
 
 def test_api_fleet_and_audit(portal, operator):
@@ -136,3 +156,35 @@ def test_rollback_needs_reason_and_confirmation(portal, operator):
     assert portal.upgrade(TENANT_B).state == "rolling_back"
     assert "rollback.reason" in after.text
     assert "customer asked" in after.text
+
+
+def _add_fleet(portal, count: int) -> None:
+    """Insert `count` customer tenants awaiting consent, straight into the store."""
+    now = portal.clock.now()
+    tenant_rows = [
+        {"tenant_id": str(uuid.UUID(int=number + 1, version=4)), "initial_domain": f"bulk{number:05d}.onmicrosoft.com", "display_name": "", "created_at": now}
+        for number in range(count)
+    ]
+    upgrade_rows = [
+        {"tenant_id": row["tenant_id"], "state": "awaiting_consent", "requested": False, "attempts": 0, "overrides": {},
+         "api_calls": 0, "state_entered_at": now, "updated_at": now, "version": 0}
+        for row in tenant_rows
+    ]
+    with portal.harness.store.write() as connection:
+        connection.execute(insert(tenants), tenant_rows)
+        connection.execute(insert(upgrades), upgrade_rows)
+
+
+def test_fleet_counts_thousands_separated(portal, operator):
+    _add_fleet(portal, 1000)
+    page = operator.get("/operator").text
+
+    assert "1,002 tenants match." in page
+    assert "awaiting_consent: 1,002" in page
+
+
+def test_api_fleet_bad_search_names_label(portal, operator):
+    answer = operator.get("/api/operator/tenants", params={"q": "a b"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "Search may contain only letters, digits and . @ _ -"
+    assert answer.json()["errors"][0]["field"] == "q"

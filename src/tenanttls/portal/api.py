@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -190,7 +191,8 @@ async def fleet(request: Request) -> dict[str, Any]:
     try:
         query = fleet_query(request.query_params)
     except forms.FormError as error:
-        raise HTTPException(status_code=422, detail=str(error)) from error
+        problems = [{"field": name, "message": message} for name, message in error.errors.items()]
+        return JSONResponse({"detail": " ".join(error.errors.values()), "errors": problems}, status_code=422)
     page = await run_in_threadpool(load_fleet, _context(request).store, query)
     return {
         "tenants": [row.to_json() for row in page.rows],

@@ -49,10 +49,15 @@ async def fleet_page(request: Request):
     try:
         query = fleet_query(request.query_params)
     except forms.FormError as error:
-        raise HTTPException(status_code=422, detail=str(error)) from error
+        # The form stays on the page, with the values as typed, so the operator can correct them.
+        typed = FleetQuery(state=request.query_params.get("state") or None, search=request.query_params.get("q") or None)
+        return render(
+            request, "operator/fleet.html", status_code=422, principal=principal, page=None, query=typed, states=STATES,
+            errors=error.errors,
+        )
 
     page = await run_in_threadpool(load_fleet, context.store, query)
-    return render(request, "operator/fleet.html", principal=principal, page=page, query=query, states=STATES)
+    return render(request, "operator/fleet.html", principal=principal, page=page, query=query, states=STATES, errors={})
 
 
 def load_tenant(context, tenant_id: str, before_id: int | None):
