@@ -86,7 +86,8 @@ def _now():
 class Bench:
     """The simulator, the built-in DNS server and a store of `backend`, with the fleet imported and consented."""
 
-    def __init__(self, tenants: int, backend: str, data: Path | None, budget: tuple[float, int] | None) -> None:
+    def __init__(self, tenants: int, backend: str, data: Path | None, budget: tuple[float, int] | None,
+                 scope: str = "store") -> None:
         self.data_dir = prepare_data_dir(data)
         self.clock = OffsetClock()
         self.fleet = generate_fleet(tenants, awkward=False, seed=7)
@@ -111,7 +112,7 @@ class Bench:
             client_id=credentials.client_id, client_certificate=str(credentials.certificate_path),
             client_key=f"file:{credentials.key_path}", microsoft_ca_bundle=str(self.simulator.ca_path),
             key_encryption_key=write_key_encryption_key(self.data_dir / "kek"), dns_server=f"127.0.0.1:{self.dns_server.port}",
-            requests_per_second=rate, request_burst=burst, request_budget="store" if budget else "process",
+            requests_per_second=rate, request_burst=burst, request_budget=scope if budget else "process",
         )
 
         now = self.clock.now()
@@ -196,9 +197,13 @@ def run(tenants: int, concurrency: int, data: Path | None, progress_every: float
 
 
 def run_processes(tenants: int, workers: int, concurrency: int, backend: str, budget: tuple[float, int],
-                  data: Path | None, progress_every: float) -> dict:
-    """Run `workers` ``tenanttls worker`` processes on one store, all drawing from the store's request budget."""
-    bench = Bench(tenants, backend, data, budget)
+                  data: Path | None, progress_every: float, scope: str = "store") -> dict:
+    """Run `workers` ``tenanttls worker`` processes on one store.
+
+    With `scope` "store" they all draw from the store's request budget; with "process"
+    each has its own bucket of the same rate, as before the budget was shared.
+    """
+    bench = Bench(tenants, backend, data, budget, scope)
     processes: list[subprocess.Popen] = []
     cpu_seconds = 0.0
     try:
@@ -238,6 +243,7 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
         bench.close()
 
     result = _figures(bench, report, wall, calls_seen, budget)
+    result["request_budget"]["scope"] = scope
     result.update({"workers": workers, "concurrency_per_worker": concurrency, "backend": backend,
                    "worker_cpu_seconds": round(cpu_seconds, 1)})
     return result
@@ -304,12 +310,15 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=100.0,
                         help="with --workers: the shared request budget in requests per second (default 100)")
     parser.add_argument("--burst", type=int, default=20, help="with --workers: the budget's burst (default 20)")
+    parser.add_argument("--budget-scope", choices=("store", "process"), default="store",
+                        help="with --workers: one budget in the store for all workers (default), or one per worker process")
     arguments = parser.parse_args()
 
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     if arguments.workers > 0:
         result = run_processes(arguments.tenants, arguments.workers, arguments.concurrency, arguments.backend,
-                               (arguments.budget, arguments.burst), arguments.data, arguments.progress)
+                               (arguments.budget, arguments.burst), arguments.data, arguments.progress,
+                               arguments.budget_scope)
     elif arguments.backend != "sqlite":
         parser.error("the in-process worker runs on SQLite; give --workers N for PostgreSQL")
     else:
@@ -325,7 +334,7 @@ def main() -> None:
     print(f"throttling responses from the simulator: {result['throttling_responses'] or 'none'}")
     if "request_budget" in result:
         budget = result["request_budget"]
-        print(f"request budget: {budget['requests_per_second']:g}/s shared, {budget['used_requests_per_second']}/s used "
+        print(f"request budget: {budget['requests_per_second']:g}/s ({budget['scope']}), {budget['used_requests_per_second']}/s used "
               f"on average ({budget['share_used']:.0%} of the budget over the run)")
         print(f"worker CPU (all worker processes): {result['worker_cpu_seconds']} s")
     else:
