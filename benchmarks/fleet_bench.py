@@ -200,7 +200,7 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
                   data: Path | None, progress_every: float, scope: str = "store") -> dict:
     """Run `workers` ``tenanttls worker`` processes on one store.
 
-    With `scope` "store" they all draw from the store's request budget; with "process"
+    With `scope` "store" they all draw from the store's request budget. With "process"
     each has its own bucket of the same rate, as before the budget was shared.
     """
     bench = Bench(tenants, backend, data, budget, scope)

@@ -1,8 +1,8 @@
 """Compare ``tenanttls relay`` with Postfix presenting a client certificate per sender domain.
 
-Run from the repository root, as root (Postfix's master runs as root and drops to the
-``postfix`` user), with Debian's Postfix installed (``apt-get install postfix``; the
-system's own instance is not used and need not run):
+Run it from the repository root as root, because Postfix's master process starts as root
+and drops to the ``postfix`` user. It needs Debian's Postfix (``apt-get install postfix``).
+The system's own Postfix instance is not used and need not run:
 
     .venv/bin/python benchmarks/postfix_bench.py [--tenants 20] [--messages 600] [--senders 4] [--repeat 3]
 
@@ -162,7 +162,7 @@ class PostfixInstance:
     def start(self) -> None:
         result = subprocess.run([str(POSTFIX), "-c", str(self.config_dir), "start"], capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
-            raise SystemExit(f"postfix start failed: {result.stderr.strip()} {self.maillog()[-2000:]}")
+            raise SystemExit(f"postfix start failed: {result.stderr.strip()}; its log: {self.maillog()[-2000:]}")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
