@@ -39,7 +39,7 @@ TENANTS = 500
 WORKERS = 3
 CONCURRENCY = 8
 # Longer than any step takes here, so only a killed worker's tenants change hands.
-LEASE_SECONDS = 15
+LEASE_SECONDS = 30
 MAX_KILLS = 6
 COMPLETION_TIMEOUT = 600.0
 
