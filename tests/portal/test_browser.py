@@ -146,3 +146,42 @@ def test_customer_journey(portal, worker, browser_page):
     connectors = portal.harness.connectors(TENANT_A)
     assert list(connectors) == ["CrosswareInboundConnector"]
     assert connectors["CrosswareInboundConnector"].tls_sender_certificate_name == "*.crossware.co.nz"
+
+
+@pytest.fixture
+def wide_page():
+    """A Chromium page 1280 pixels wide, the width of a common laptop screen."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def test_operator_audit_trail_fits_window(portal, wide_page):
+    from tenanttls.migration.service import request_upgrades
+    from tests.portal.conftest import OPERATOR, PROVIDER_TENANT, TENANT_B
+
+    request_upgrades(portal.harness.store, [TENANT_B], now=portal.clock.now(), actor="test")
+    portal.harness.run_until(TENANT_B, "grace")
+    httpx.post(
+        f"{portal.simulator.base_url}/_simulator/signin/select", json={"user": OPERATOR, "tenant": PROVIDER_TENANT},
+        verify=str(portal.simulator.ca_path),
+    )
+    page = wide_page
+    page.goto(f"{portal.base_url}/operator/tenants/{TENANT_B}")
+    page.wait_for_selector("table.audit")
+    _shot(page, "09-operator-audit-trail")
+    page.screenshot(path=str(ARTIFACTS / "09-operator-tenant-top.png"))
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    change = page.locator("table.audit .change").first
+    assert change.bounding_box()["width"] >= 400
+    # Each JSON value keeps its lines whole: the longest line of the first change fits or scrolls, never wraps.
+    assert page.evaluate("getComputedStyle(document.querySelector('table.audit .change pre')).whiteSpace") == "pre"
