@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tenanttls.certificates.keystore import KeyStore
+from tenanttls.certificates.local_ca import LocalCaIssuer
 from tenanttls.migration.service import request_rollback
 from tenanttls.relay import Relay, RelaySettings, RelayThread, StoreKeyPairs
 from tenanttls.relay.demo_pki import RelayPki
@@ -41,7 +42,7 @@ class MailFlowHarness:
     def __init__(self, harness, tmp_path) -> None:
         self.harness = harness
         pki = RelayPki(tmp_path / "relay-pki")
-        local_ca = harness.settings.data_dir / "ca" / "ca.pem"
+        local_ca = LocalCaIssuer(harness.settings.data_dir / "ca", lifetime=harness.settings.certificate_lifetime).ca_path
         self.service = SmtpFrontDoorService(port=0, trusted_cas=[pki.ca_path, local_ca])
         harness.simulator.add_service(self.service)
 

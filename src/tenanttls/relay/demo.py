@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import httpx
 
+from tenanttls.certificates.local_ca import LocalCaIssuer
 from tenanttls.errors import ConfigurationError
 from tenanttls.relay.demo_pki import RelayPki
 from tenanttls.relay.mailflow import FlowTenant, MailFlowDriver, MailFlowReport, queued_message_ids, upgrade_phase_reader
@@ -55,7 +56,9 @@ class DemoMailFlow:
     def start(self) -> DemoMailFlow:
         """Trust the certificates at the front door, start the relay, then start the stream."""
         pki = RelayPki(self.data_dir / "relay-pki", legacy_name=self.settings.legacy_certificate_name)
-        local_ca = self.data_dir / "ca" / "ca.pem"
+        # Loading the local CA creates it if the engine has not issued yet, so the front door
+        # can trust it before the first tenant's certificate exists.
+        local_ca = LocalCaIssuer(self.data_dir / "ca", lifetime=self.settings.certificate_lifetime).ca_path
         with self._api() as api:
             for ca_path in (pki.ca_path, local_ca):
                 if ca_path.exists():
