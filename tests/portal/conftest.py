@@ -148,7 +148,6 @@ def portal_factory(engine_factory) -> Iterator[Callable[..., PortalEnvironment]]
     def build(*, portal_settings: dict[str, Any] | None = None, share_clock: bool = True, **options: Any) -> PortalEnvironment:
         """Start a portal; `portal_settings` replace settings, and `share_clock=False` lets the portal pick its clock."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted connections inherit TCP_NODELAY, which uvicorn does not set on a socket it is given.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))

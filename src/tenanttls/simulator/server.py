@@ -188,7 +188,9 @@ class Simulator:
         # asyncio sets TCP_NODELAY on accepted connections only when the protocol is named.
         # Without it, a response body waits for the client's delayed ACK (about 40 ms per request).
         listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.http_port:
+            # Only for a fixed port: with port 0, Linux may hand two SO_REUSEADDR sockets the same port.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((self.host, self.http_port))
         except socket.gaierror as error:
