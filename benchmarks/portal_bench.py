@@ -14,7 +14,9 @@ with an operator's session cookie:
 2. a page deep in the fleet (keyset cursor at the middle);
 3. a common state filter (awaiting_consent) and a rare one (needs_attention);
 4. searches by domain prefix, by unique-name prefix and by tenant id;
-5. the same queries through the JSON API.
+5. short, broad searches that match most of the fleet: ``customer``, ``c``, and ``customer``
+   within the common state ``completed``;
+6. the same queries through the JSON API.
 
 Each figure is the time from sending the request to reading the whole response, as the
 median and the 95th percentile. The server, the client and SQLite share one machine;
@@ -200,6 +202,9 @@ def main() -> None:
             ("search domain prefix", {"q": "customer0999"}, "customer099900"),
             ("search unique-name prefix", {"q": named[:10]}, named),
             ("search tenant id", {"q": some_id}, some_id),
+            ("search 'customer' (broad)", {"q": "customer"}, "More than 1,000 tenants match"),
+            ("search 'c' (broad)", {"q": "c"}, "More than 1,000 tenants match"),
+            ("state completed, search 'customer'", {"state": "completed", "q": "customer"}, "More than 1,000 tenants match"),
         ]
         print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
         print(f"{'query':36} {'page median':>12} {'page p95':>10} {'API median':>11} {'API p95':>9}")

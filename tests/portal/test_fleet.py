@@ -21,9 +21,16 @@ def _tenant_id(number: int) -> str:
     return str(uuid.UUID(int=number + 1))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request):
+    """A migrated store on SQLite, then on PostgreSQL, whose text ranges follow the database's collation."""
+    return request.getfixturevalue("store" if request.param == "sqlite" else "postgres_store")
+
+
 @pytest.fixture
-def fleet(store):
+def fleet(any_store):
     """30 tenants: 25 awaiting consent, 3 in grace, 2 needing attention; tenant 7 has a unique name."""
+    store = any_store
     with store.write() as connection:
         for number in range(30):
             tenant_id = _tenant_id(number)
@@ -90,6 +97,21 @@ def test_fleet_search_by_unique_name_and_id(fleet):
 def test_fleet_search_and_state_combined(fleet):
     page = _query(fleet, search="customer1", state="needs_attention")
     assert [row.initial_domain for row in page.rows] == ["customer10.onmicrosoft.com", "customer11.onmicrosoft.com"]
+
+
+def test_fleet_search_pages_with_cursor(fleet):
+    first = _query(fleet, search="customer", page_size=12)
+    second = _query(fleet, search="customer", page_size=12, after=first.next_after)
+
+    assert first.next_after == "customer11.onmicrosoft.com"
+    assert [row.initial_domain for row in second.rows][0] == "customer12.onmicrosoft.com"
+    assert first.matching == 30
+    assert first.matching_capped is False
+
+
+def test_fleet_search_hex_text_matches_ids(fleet):
+    page = _query(fleet, search="00000000-0000-0000-0000-00000000001")
+    assert [row.initial_domain for row in page.rows] == [f"customer{n:02d}.onmicrosoft.com" for n in range(15, 30)]
 
 
 def test_fleet_search_without_match(fleet):

@@ -188,3 +188,26 @@ def test_api_fleet_bad_search_names_label(portal, operator):
     assert answer.status_code == 422
     assert answer.json()["detail"] == "Search may contain only letters, digits and . @ _ -"
     assert answer.json()["errors"][0]["field"] == "q"
+
+
+def test_fleet_broad_search_capped_count(portal, operator):
+    _add_fleet(portal, 1005)
+    page = operator.get("/operator", params={"q": "bulk", "size": "3"}).text
+    api = operator.get("/api/operator/tenants", params={"q": "bulk", "size": "3", "after": "bulk00001.onmicrosoft.com"}).json()
+
+    assert "More than 1,000 tenants match" in page
+    assert re.findall(r"<td>(bulk\d+)\.onmicrosoft\.com</td>", page) == ["bulk00000", "bulk00001", "bulk00002"]
+    assert api["matching"] == 1000
+    assert api["matching_capped"] is True
+    assert [row["initial_domain"] for row in api["tenants"]] == ["bulk00002.onmicrosoft.com", "bulk00003.onmicrosoft.com", "bulk00004.onmicrosoft.com"]
+
+
+def test_fleet_search_merges_columns(portal, operator):
+    """'b' starts the domains bulk… and the tenant id of tenant B; both kinds are listed, in domain order."""
+    _add_fleet(portal, 20)
+    answer = operator.get("/api/operator/tenants", params={"q": "b"}).json()
+    domains = [row["initial_domain"] for row in answer["tenants"]]
+
+    assert domains == [f"bulk{number:05d}.onmicrosoft.com" for number in range(20)] + ["tenantb.onmicrosoft.com"]
+    assert answer["matching"] == 21
+    assert answer["matching_capped"] is False

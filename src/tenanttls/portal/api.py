@@ -198,6 +198,7 @@ async def fleet(request: Request) -> dict[str, Any]:
         "tenants": [row.to_json() for row in page.rows],
         "next_after": page.next_after,
         "matching": page.matching,
+        "matching_capped": page.matching_capped,
         "counts_by_state": page.counts_by_state,
     }
 

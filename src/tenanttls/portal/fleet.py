@@ -3,8 +3,8 @@
 Pages use keyset pagination: the fleet is ordered by initial domain (unique and
 indexed), and a page starts after the last domain of the previous one, so page 2,000
 costs the same as page 1. The state filter uses the ``(state, next_attempt_at)`` index
-of `upgrades`. The search matches prefixes through the unique indexes on
-``tenants.initial_domain`` and ``identities.name``, and tenant ids through the primary key.
+of `upgrades`. The search (`tenanttls.portal.search`) matches prefixes through the
+unique indexes on ``tenants.initial_domain``, ``identities.name`` and ``tenants.tenant_id``.
 """
 
 from __future__ import annotations
@@ -13,18 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, union
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from tenanttls.domain.names import is_guid
+from tenanttls.portal import search
 from tenanttls.store.schema import audit_events, identities, tenants, upgrades
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 # A state held by at least 1/COMMON_STATE_DIVISOR of the tenants counts as common (see _state_condition).
 COMMON_STATE_DIVISOR = 20
-# The highest code point, appended to a prefix to build the range [prefix, prefix + U+10FFFF).
-_MAX_CHARACTER = "\U0010ffff"
 
 
 @dataclass(frozen=True)
@@ -71,44 +69,25 @@ class FleetRow:
 
 @dataclass(frozen=True)
 class FleetPage:
-    """One page of the fleet: rows, the cursor of the next page (None on the last) and counts."""
+    """One page of the fleet: rows, the cursor of the next page (None on the last) and counts.
+
+    `matching` counts the tenants that match the filters. A search counts at most
+    `search.COUNT_CAP` of them, and `matching_capped` is True when more match.
+    """
 
     rows: list[FleetRow]
     next_after: str | None
     matching: int
     counts_by_state: dict[str, int]
+    matching_capped: bool = False
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _prefix_range(column, prefix: str):
-    return and_(column >= prefix, column < prefix + _MAX_CHARACTER)
-
-
-def _search_ids(text: str):
-    """Return a subquery of the tenant ids whose domain, unique name or id starts with `text`.
-
-    Each branch is a range over its own index; one OR over the joined tables would
-    make SQLite scan every tenant instead.
-    """
-    if is_guid(text):
-        return select(tenants.c.tenant_id).where(tenants.c.tenant_id == text)
-    return union(
-        select(tenants.c.tenant_id).where(_prefix_range(tenants.c.initial_domain, text)),
-        select(identities.c.tenant_id).where(_prefix_range(identities.c.name, text)),
-        select(tenants.c.tenant_id).where(_prefix_range(tenants.c.tenant_id, text)),
-    )
-
-
 def _conditions(query: FleetQuery, counts: dict[str, int]) -> list:
-    conditions = []
-    if query.state:
-        conditions.append(_state_condition(query.state, counts))
-    if query.search:
-        conditions.append(tenants.c.tenant_id.in_(_search_ids(query.search.strip().lower())))
-    return conditions
+    return [_state_condition(query.state, counts)] if query.state else []
 
 
 def _state_condition(state: str, counts: dict[str, int]):
@@ -133,37 +112,49 @@ def _joined():
     )
 
 
+def _rows_statement():
+    return select(
+        tenants.c.tenant_id,
+        tenants.c.initial_domain,
+        tenants.c.display_name,
+        upgrades.c.state,
+        upgrades.c.requested,
+        upgrades.c.attempts,
+        upgrades.c.next_attempt_at,
+        upgrades.c.grace_until,
+        upgrades.c.last_error,
+        upgrades.c.updated_at,
+        identities.c.name.label("unique_name"),
+    ).select_from(_joined())
+
+
 def query_fleet(connection: Connection, query: FleetQuery) -> FleetPage:
     """Return one page of tenants matching `query`, ordered by initial domain."""
     page_size = max(1, min(query.page_size, MAX_PAGE_SIZE))
     counts = counts_by_state(connection)
-    conditions = _conditions(query, counts)
+    if query.search:
+        return _search_page(connection, query, counts, page_size)
 
-    statement = (
-        select(
-            tenants.c.tenant_id,
-            tenants.c.initial_domain,
-            tenants.c.display_name,
-            upgrades.c.state,
-            upgrades.c.requested,
-            upgrades.c.attempts,
-            upgrades.c.next_attempt_at,
-            upgrades.c.grace_until,
-            upgrades.c.last_error,
-            upgrades.c.updated_at,
-            identities.c.name.label("unique_name"),
-        )
-        .select_from(_joined())
-        .where(*conditions)
-        .order_by(tenants.c.initial_domain)
-        .limit(page_size + 1)
-    )
+    statement = _rows_statement().where(*_conditions(query, counts)).order_by(tenants.c.initial_domain).limit(page_size + 1)
     if query.after:
         statement = statement.where(tenants.c.initial_domain > query.after)
 
     rows = [_row(row) for row in connection.execute(statement).all()]
     next_after = rows[page_size - 1].initial_domain if len(rows) > page_size else None
     return FleetPage(rows=rows[:page_size], next_after=next_after, matching=_count(connection, query, counts), counts_by_state=counts)
+
+
+def _search_page(connection: Connection, query: FleetQuery, counts: dict[str, int], page_size: int) -> FleetPage:
+    """Return one page of a search: the page's ids first, then their full rows."""
+    text = query.search.strip().lower()
+    state_condition = _state_condition(query.state, counts) if query.state else None
+    ids = search.page_ids(connection, text, state_condition, query.after, page_size + 1)
+
+    statement = _rows_statement().where(tenants.c.tenant_id.in_(ids)).order_by(tenants.c.initial_domain)
+    rows = [_row(row) for row in connection.execute(statement).all()] if ids else []
+    next_after = rows[page_size - 1].initial_domain if len(rows) > page_size else None
+    matching, capped = search.count_matches(connection, text, state_condition)
+    return FleetPage(rows=rows[:page_size], next_after=next_after, matching=matching, counts_by_state=counts, matching_capped=capped)
 
 
 def _row(row) -> FleetRow:
@@ -189,13 +180,10 @@ def counts_by_state(connection: Connection) -> dict[str, int]:
 
 
 def _count(connection: Connection, query: FleetQuery, counts: dict[str, int]) -> int:
-    if not query.search:
-        if query.state:
-            return counts.get(query.state, 0)
-        return connection.execute(select(func.count()).select_from(tenants)).scalar_one()
-
-    statement = select(func.count()).select_from(_joined()).where(*_conditions(query, counts))
-    return connection.execute(statement).scalar_one()
+    """Return the number of tenants matching the state filter, or all tenants."""
+    if query.state:
+        return counts.get(query.state, 0)
+    return connection.execute(select(func.count()).select_from(tenants)).scalar_one()
 
 
 @dataclass(frozen=True)
