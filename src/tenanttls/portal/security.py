@@ -45,7 +45,7 @@ def csrf_token(session: dict) -> str:
 async def csrf_protect(request: Request) -> None:
     """Reject an unsafe request that lacks the session's CSRF token or comes from another origin.
 
-    Raises HTTPException 403 with a message that tells the user to reload the page, 415
+    Raises HTTPException 403 with a message asking the user to reload the page, 415
     for a multipart body (a file upload), and `SignInRequired` without a signed-in session.
     """
     if request.method not in UNSAFE_METHODS:
@@ -78,7 +78,7 @@ def _reject_signed_out(request: Request) -> None:
     """Raise `SignInRequired` for an unsafe request without a signed-in session, except sign-out.
 
     Without a session there is no CSRF token to compare, and the usual cause is a
-    session that expired while the page was open, so the user is told to sign in again.
+    session that expired while the page was open, so the page asks the user to sign in again.
     Sign-out has nothing to end then, so it returns and goes on to its redirect.
     """
     if request.url.path != "/sign-out":

@@ -172,17 +172,16 @@ def build_timeline(
 def _statuses(state: str, resume_state: str | None, times: Mapping[str, datetime], consented: bool) -> list[tuple[UpgradeState, str]]:
     """Return each forward step with its status for a tenant in `state`."""
     position = _forward_index(state)
-    if state == UpgradeState.NEEDS_ATTENTION.value:
-        stopped = _forward_index(resume_state)
-        if stopped is not None:
-            return [(step, "done" if index < stopped else "warning" if index == stopped else "pending") for index, step in enumerate(FORWARD[:-1])]
+    stopped = _forward_index(resume_state) if state == UpgradeState.NEEDS_ATTENTION.value else None
+    if stopped is not None:
+        return [(step, _by_position(index, stopped, "warning")) for index, step in enumerate(FORWARD[:-1])]
 
     result = []
     for index, step in enumerate(FORWARD[:-1]):
         if step is UpgradeState.AWAITING_CONSENT and consented:
             status = "done"
         elif position is not None:
-            status = "done" if index < position else "current" if index == position else "pending"
+            status = _by_position(index, position, "current")
         else:
             status = "done" if step.value in times else "pending"
         if status == "done" and step in UNDONE_BY_ROLLBACK and state in (UpgradeState.ROLLING_BACK.value, UpgradeState.ROLLED_BACK.value):
@@ -193,6 +192,15 @@ def _statuses(state: str, resume_state: str | None, times: Mapping[str, datetime
     if state == UpgradeState.AWAITING_CONSENT.value and consented:
         result = [(step, "pending" if status == "current" else status) for step, status in result]
     return result
+
+
+def _by_position(index: int, position: int, at_position: str) -> str:
+    """Return ``done`` before `position`, `at_position` at it and ``pending`` after it."""
+    if index < position:
+        return "done"
+    if index == position:
+        return at_position
+    return "pending"
 
 
 def _extra_entry(state: str, run: list[Any]) -> TimelineEntry | None:

@@ -146,8 +146,8 @@ def tenant_grace(overview: TenantOverview, configured: timedelta) -> timedelta:
     """Return the grace period of the tenant's current run, else `configured`.
 
     Once the connector step set `grace_until`, the grace the engine used is the time from
-    that step's end to `grace_until`. NOTE: before that the portal knows only its own
-    `grace` setting; a worker started with another ``--grace`` uses its own value.
+    that step's end to `grace_until`. NOTE: before that the portal has only its own
+    `grace` setting, and a worker started with another ``--grace`` uses its own value.
     """
     upgrade = overview.upgrade
     if upgrade.grace_until is None:
@@ -212,7 +212,7 @@ def _event_states(event) -> tuple[str | None, str | None]:
 
 
 def next_step(overview: TenantOverview) -> str:
-    """Return what happens next, for the Actions card, or ``""`` when its buttons say it."""
+    """Return what happens next, for the Actions card, or ``""`` when its buttons show it."""
     upgrade = overview.upgrade
     state = UpgradeState(upgrade.state)
     if state is UpgradeState.MANUAL:
