@@ -6,9 +6,11 @@ The system's own Postfix instance is not used and need not run:
 
     .venv/bin/python benchmarks/postfix_bench.py [--tenants 20] [--messages 600] [--senders 4] [--repeat 3]
 
-Both relays get the same messages from the same senders and deliver to the same
-simulator SMTP front door on 127.0.0.1, which checks the client certificate and
-attributes each message to a tenant. Runs alternate (tenanttls, Postfix, tenanttls, …)
+``tenanttls relay`` runs as its own process with a settings file, as an operator runs
+it, with its durable queue (fsync on). Both relays get the same messages from the same
+senders and deliver to the same simulator SMTP front door on 127.0.0.1, which checks the
+client certificate and attributes each message to a tenant. The senders and the front
+door share this benchmark's process. Runs alternate (tenanttls, Postfix, tenanttls, …)
 so that load from other processes hits both alike, and the median of `--repeat` runs is
 reported as deliveries per second, per-message latency (accepted by the relay until
 accepted by the front door) and the ratio tenanttls / Postfix.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import os
 import platform
@@ -48,10 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiosmtplib  # noqa: E402
 
 from relay_bench import Fleet  # noqa: E402
-from tenanttls.relay import Relay, RelaySettings, RelayThread, StoreKeyPairs  # noqa: E402
+from tenanttls.certificates.keystore import KeyStore  # noqa: E402
+from tenanttls.certificates.local_ca import LocalCaIssuer  # noqa: E402
+from tenanttls.relay import StoreKeyPairs  # noqa: E402
 from tenanttls.relay.demo_pki import RelayPki  # noqa: E402
 from tenanttls.relay.mailflow import outbound_message  # noqa: E402
 from tenanttls.simulator.smtp import FrontDoor  # noqa: E402
+from tenanttls.store.db import open_store  # noqa: E402
 
 POSTFIX = Path("/usr/sbin/postfix")
 
@@ -77,6 +83,61 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
+
+
+class KeptKeyFleet(Fleet):
+    """relay_bench's tenants, with the key-encryption key kept so that a relay process can read their keys."""
+
+    def __init__(self, folder: Path, count: int) -> None:
+        self.key_encryption_key = os.urandom(32)
+        self.store = open_store(f"sqlite:///{folder / 'tenanttls.db'}", create=True)
+        self.keystore = KeyStore(self.key_encryption_key)
+        self.issuer = LocalCaIssuer(folder / "ca")
+        self.tenants = []
+        self.unique_names = {}
+        self._add(count)
+
+
+class RelayProcess:
+    """``tenanttls relay`` in its own process, configured as an operator would, on 127.0.0.1."""
+
+    def __init__(self, folder: Path, fleet: KeptKeyFleet, pki: RelayPki, door_port: int) -> None:
+        folder.mkdir()
+        key_file = folder / "kek"
+        key_file.write_bytes(base64.b64encode(fleet.key_encryption_key) + b"\n")
+        key_file.chmod(0o600)
+        settings = {
+            "data_dir": folder, "database_url": fleet.store.url, "key_encryption_key": f"file:{key_file}",
+            "relay_listen": "127.0.0.1:0", "relay_tls_certificate": pki.server_certificate, "relay_tls_key": pki.server_key,
+            "legacy_certificate": pki.legacy_certificate, "legacy_key": pki.legacy_key,
+            "relay_queue_dir": folder / "queue", "relay_smart_host": f"127.0.0.1:{door_port}",
+            "relay_smart_host_ca": pki.ca_path,
+        }
+        self.config = folder / "tenanttls.toml"
+        self.config.write_text("[tenanttls]\n" + "".join(f'{key} = "{value}"\n' for key, value in settings.items()))
+        self.port_file = folder / "port"
+        self.log = folder / "relay.log"
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from tenanttls.cli import main; main()", "relay", "--config", str(self.config),
+                 "--port-file", str(self.port_file), "--retry", "0.5"],
+                stdout=subprocess.DEVNULL, stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not self.port_file.exists():
+            if self.process.poll() is not None:
+                raise SystemExit(f"tenanttls relay exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        self.port = int(self.port_file.read_text())
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
 
 
 def free_port() -> int:
@@ -256,7 +317,7 @@ def main() -> None:
         folder = Path(temporary)
         os.chmod(folder, 0o755)  # the postfix user reads the configuration and certificates below it
         pki = RelayPki(folder / "relay-pki")
-        fleet = Fleet(folder / "fleet", arguments.tenants)
+        fleet = KeptKeyFleet(folder / "fleet", arguments.tenants)
         fleet.assign("unique")
         door = FrontDoor(fleet.views, certificate=pki.server_certificate, key=pki.server_key,
                          trusted_cas=[pki.ca_path, folder / "fleet" / "ca" / "ca.pem"])
@@ -265,12 +326,8 @@ def main() -> None:
         for path in (folder / "fleet" / "ca", pki.directory):
             os.chmod(path, 0o755)
         postfix.start()
-        relay = RelayThread(Relay(
-            RelaySettings(queue_dir=folder / "relay-queue", legacy=pki.legacy, tls_certificate=pki.server_certificate,
-                          tls_key=pki.server_key, listen_port=0, smart_host=f"127.0.0.1:{door.port}",
-                          smart_host_ca=pki.ca_path, retry_schedule=(0.5,)),
-            engine=fleet.store.engine, key_pairs=StoreKeyPairs(fleet.store.engine, fleet.keystore),
-        )).start()
+        relay = RelayProcess(folder / "relay", fleet, pki, door.port)
+        relay.start()
         try:
             results: dict[str, list[dict]] = {"tenanttls": [], "postfix": []}
             for run in range(arguments.repeat):
