@@ -11,8 +11,8 @@ it, with its durable queue (fsync on). Both relays get the same messages from th
 senders and deliver to the same simulator SMTP front door on 127.0.0.1, which checks the
 client certificate and attributes each message to a tenant. The senders and the front
 door share this benchmark's process. Runs alternate (tenanttls, Postfix, tenanttls, …)
-so that load from other processes hits both alike, and the median of `--repeat` runs is
-reported as deliveries per second, per-message latency (accepted by the relay until
+so that load from other processes hits both alike. The benchmark prints the median of
+`--repeat` runs: deliveries per second, per-message latency (accepted by the relay until
 accepted by the front door) and the ratio tenanttls / Postfix.
 
 The Postfix set-up is the one a provider would build without tenanttls: a private
