@@ -18,6 +18,11 @@ per second). It then also prints the share of that budget used and the throttlin
 responses the simulator sent: it rejects Exchange requests above 3 in flight per tenant.
 
     .venv/bin/python benchmarks/fleet_bench.py --tenants 1000 --workers 4 --backend postgresql --concurrency 16
+
+With ``--matrix`` it runs several such configurations one after the other in one
+invocation, each on a fresh simulator and store, and prints one table:
+
+    .venv/bin/python benchmarks/fleet_bench.py --tenants 10000 --matrix 1:sqlite,1:postgresql,2:postgresql,4:postgresql
 """
 
 from __future__ import annotations
@@ -197,11 +202,13 @@ def run(tenants: int, concurrency: int, data: Path | None, progress_every: float
 
 
 def run_processes(tenants: int, workers: int, concurrency: int, backend: str, budget: tuple[float, int],
-                  data: Path | None, progress_every: float, scope: str = "store") -> dict:
+                  data: Path | None, progress_every: float, scope: str = "store", max_seconds: float | None = None) -> dict:
     """Run `workers` ``tenanttls worker`` processes on one store.
 
     With `scope` "store" they all draw from the store's request budget. With "process"
-    each has its own bucket of the same rate, as before the budget was shared.
+    each has its own bucket of the same rate, as before the budget was shared. With
+    `max_seconds` the run stops then, finished or not, and the figures count the
+    tenants completed by that time.
     """
     bench = Bench(tenants, backend, data, budget, scope)
     processes: list[subprocess.Popen] = []
@@ -222,6 +229,9 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
         stop_progress = _progress(bench, started, progress_every)
         try:
             while not bench.finished():
+                if max_seconds is not None and time.monotonic() - started > max_seconds:
+                    print(f"stopping the run after {max_seconds:.0f} s as --max-minutes asks", file=sys.stderr, flush=True)
+                    break
                 if any(process.poll() is not None for process in processes):
                     raise SystemExit(f"a worker exited early; see {bench.data_dir}/worker-*.log")
                 time.sleep(0.5)
@@ -296,34 +306,54 @@ def _figures(bench: Bench, report, wall: float, calls_seen: dict, budget: tuple[
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tenants", type=int, default=2000, help="simulated tenants (default 2000)")
-    parser.add_argument("--concurrency", type=int, default=16, help="tenants the worker runs at once (default 16)")
-    parser.add_argument("--data", type=Path, default=None, help="empty data folder (default: a new temporary folder)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
-    parser.add_argument("--progress", type=float, default=10.0, help="seconds between progress lines on stderr")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="worker processes ('tenanttls worker'); 0 runs one worker in this process (default)")
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
-                        help="store for --workers: a SQLite file, or a PostgreSQL 15 server started for the run")
-    parser.add_argument("--budget", type=float, default=100.0,
-                        help="with --workers: the shared request budget in requests per second (default 100)")
-    parser.add_argument("--burst", type=int, default=20, help="with --workers: the budget's burst (default 20)")
-    parser.add_argument("--budget-scope", choices=("store", "process"), default="store",
-                        help="with --workers: one budget in the store for all workers (default), or one per worker process")
-    arguments = parser.parse_args()
+def parse_matrix(text: str) -> list[tuple[int, str]]:
+    """Return the (workers, backend) pairs of a matrix such as ``1:sqlite,2:postgresql``."""
+    pairs = []
+    for item in text.split(","):
+        workers, _, backend = item.strip().partition(":")
+        if not workers.isdigit() or int(workers) < 1 or backend not in ("sqlite", "postgresql"):
+            raise SystemExit(f"invalid --matrix entry {item!r}: write WORKERS:BACKEND, for example 2:postgresql")
+        pairs.append((int(workers), backend))
+    return pairs
 
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    if arguments.workers > 0:
-        result = run_processes(arguments.tenants, arguments.workers, arguments.concurrency, arguments.backend,
-                               (arguments.budget, arguments.burst), arguments.data, arguments.progress,
-                               arguments.budget_scope)
-    elif arguments.backend != "sqlite":
-        parser.error("the in-process worker runs on SQLite; give --workers N for PostgreSQL")
-    else:
-        result = run(arguments.tenants, arguments.concurrency, arguments.data, arguments.progress)
 
+def run_matrix(pairs: list[tuple[int, str]], arguments: argparse.Namespace) -> list[dict]:
+    """Run each (workers, backend) configuration in turn and print one line per finished run."""
+    results = []
+    for workers, backend in pairs:
+        load = os.getloadavg()[0]
+        print(f"run {len(results) + 1}/{len(pairs)}: {workers} worker(s) on {backend}, load average {load:.1f}",
+              file=sys.stderr, flush=True)
+        result = run_processes(arguments.tenants, workers, arguments.concurrency, backend,
+                               (arguments.budget, arguments.burst), None, arguments.progress, arguments.budget_scope,
+                               arguments.max_minutes * 60 if arguments.max_minutes else None)
+        result["load_average_at_start"] = load
+        print_summary(result)
+        results.append(result)
+    return results
+
+
+def matrix_table(results: list[dict]) -> str:
+    """Return the matrix's figures as a Markdown table."""
+    lines = [
+        "| workers | store | completed | wall time | tenants per minute | API calls per tenant (plan minimum) "
+        "| request budget used | throttling responses | worker CPU | load average at start |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        calls, budget = result["api_calls_per_tenant"], result["request_budget"]
+        throttled = sum(result["throttling_responses"].values()) if result["throttling_responses"] else 0
+        lines.append(
+            f"| {result['workers']} | {result['backend']} | {result['completed']}/{result['tenants']} | {result['wall_seconds']:.0f} s "
+            f"| {result['tenants_per_minute']:.0f} | {calls['mean']} ({calls['plan_minimum']}) "
+            f"| {budget['used_requests_per_second']}/s, {budget['share_used']:.0%} | {throttled} | {result['worker_cpu_seconds']:.0f} s "
+            f"| {result['load_average_at_start']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def print_summary(result: dict) -> None:
+    """Print the figures of one run."""
     calls = result["api_calls_per_tenant"]
     shape = (f"{result['workers']} worker process(es) x {result['concurrency_per_worker']} on {result['backend']}"
              if "workers" in result else f"one in-process worker x {result['concurrency']} on sqlite")
@@ -340,6 +370,49 @@ def main() -> None:
     else:
         print("worker CPU per step (ms): " + ", ".join(f"{state} {ms}" for state, ms in result["worker_cpu_ms_per_step"].items()))
         print(f"retries: {result['retries']}; process CPU (worker, simulator, DNS): {result['process_cpu_seconds']} s")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=2000, help="simulated tenants (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=16, help="tenants the worker runs at once (default 16)")
+    parser.add_argument("--data", type=Path, default=None, help="empty data folder (default: a new temporary folder)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--progress", type=float, default=10.0, help="seconds between progress lines on stderr")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="worker processes ('tenanttls worker'); 0 runs one worker in this process (default)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="store for --workers: a SQLite file, or a PostgreSQL 15 server started for the run")
+    parser.add_argument("--budget", type=float, default=100.0,
+                        help="with --workers: the shared request budget in requests per second (default 100)")
+    parser.add_argument("--burst", type=int, default=20, help="with --workers: the budget's burst (default 20)")
+    parser.add_argument("--budget-scope", choices=("store", "process"), default="store",
+                        help="with --workers: one budget in the store for all workers (default), or one per worker process")
+    parser.add_argument("--matrix", default="",
+                        help="run several configurations in turn, e.g. 1:sqlite,1:postgresql,2:postgresql,4:postgresql")
+    parser.add_argument("--max-minutes", type=float, default=0,
+                        help="with --workers or --matrix: stop each run after this many minutes (default: run to the end)")
+    arguments = parser.parse_args()
+
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    if arguments.matrix:
+        results = run_matrix(parse_matrix(arguments.matrix), arguments)
+        print(matrix_table(results))
+        if arguments.json:
+            arguments.json.write_text(json.dumps(results, indent=2) + "\n")
+        return
+
+    if arguments.workers > 0:
+        result = run_processes(arguments.tenants, arguments.workers, arguments.concurrency, arguments.backend,
+                               (arguments.budget, arguments.burst), arguments.data, arguments.progress,
+                               arguments.budget_scope, arguments.max_minutes * 60 if arguments.max_minutes else None)
+    elif arguments.backend != "sqlite":
+        parser.error("the in-process worker runs on SQLite; give --workers N for PostgreSQL")
+    else:
+        result = run(arguments.tenants, arguments.concurrency, arguments.data, arguments.progress)
+
+    print_summary(result)
     if arguments.json:
         arguments.json.write_text(json.dumps(result, indent=2) + "\n")
 
