@@ -230,7 +230,7 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
         try:
             while not bench.finished():
                 if max_seconds is not None and time.monotonic() - started > max_seconds:
-                    print(f"stopping the run after {max_seconds:.0f} s as --max-minutes asks", file=sys.stderr, flush=True)
+                    print(f"stopping the run after {max_seconds:.0f} s, the --max-minutes limit", file=sys.stderr, flush=True)
                     break
                 if any(process.poll() is not None for process in processes):
                     raise SystemExit(f"a worker exited early; see {bench.data_dir}/worker-*.log")
