@@ -80,14 +80,16 @@ def _load_key(private_key_pem: str | bytes) -> Any:
         ) from error
 
 
-def _client_credential(private_key_pem: str | bytes, certificate_pem_or_thumbprint: str | bytes) -> dict[str, str]:
+def _client_credential(private_key_pem: str | bytes, certificate_pem_or_thumbprint: str | bytes) -> dict[str, Any]:
     """Return MSAL's certificate credential, after checking that key and certificate belong together.
 
     With a certificate, MSAL signs with PS256 and names the certificate by its SHA-256
     thumbprint. With only a thumbprint, which MSAL takes as SHA-1, it signs with RS256.
+    The credential carries the loaded key object rather than the PEM text. MSAL 1.39
+    hands an unencrypted ``private_key`` unchanged to PyJWT, which signs with a key
+    object as it is but parses PEM text again for every client assertion.
     """
     key = _load_key(private_key_pem)
-    key_pem = _pem_text(private_key_pem, "private key")
     value = _pem_text(certificate_pem_or_thumbprint, "certificate")
 
     if "-----BEGIN CERTIFICATE-----" in value:
@@ -102,14 +104,14 @@ def _client_credential(private_key_pem: str | bytes, certificate_pem_or_thumbpri
                 "the app's certificate does not match its private key; configure the certificate that was "
                 "made for this key"
             )
-        return {"private_key": key_pem, "public_certificate": value}
+        return {"private_key": key, "public_certificate": value}
 
     thumbprint = value.replace(":", "").replace(" ", "").strip()
     if not _SHA1_THUMBPRINT.match(thumbprint):
         raise ConfigurationError(
             "the app's certificate setting is neither a PEM certificate nor a SHA-1 thumbprint of 40 hex digits"
         )
-    return {"private_key": key_pem, "thumbprint": thumbprint.upper()}
+    return {"private_key": key, "thumbprint": thumbprint.upper()}
 
 
 def _http_session(verify: bool | str | Path | ssl.SSLContext, timeout: float) -> requests.Session:
