@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from tenanttls.errors import StoreError
 
@@ -31,6 +31,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # SQLite waits this long for another writer's lock before raising "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Connections the engine keeps open between transactions, so that a transaction reuses
+# one instead of connecting again (and on SQLite running the PRAGMAs again). The pool
+# opens a connection only when a thread needs one, so a worker keeps about as many as
+# it runs threads at once. Up to POOL_OVERFLOW more are opened and closed for bursts.
+POOL_SIZE = 32
+POOL_OVERFLOW = 32
 
 
 @dataclass
@@ -79,7 +86,8 @@ def create_store_engine(url: str) -> Engine:
     """Return an engine for `url`, with SQLite set up for several threads and processes.
 
     SQLite runs in WAL mode with a busy timeout, so the worker's threads, a second
-    worker process and the CLI can share one file.
+    worker process and the CLI can share one file. Both backends keep up to
+    `POOL_SIZE` connections open for reuse.
     """
     try:
         parsed = make_url(url)
@@ -90,7 +98,7 @@ def create_store_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
 
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
     database = parsed.database
     if database and database != ":memory:":
@@ -98,7 +106,9 @@ def create_store_engine(url: str) -> Engine:
     engine = create_engine(
         parsed,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        poolclass=NullPool,
+        poolclass=QueuePool,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
     )
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_sqlite)
