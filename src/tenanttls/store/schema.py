@@ -103,6 +103,10 @@ upgrades = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("version", Integer, nullable=False, default=0),
     Index("ix_upgrades_state_next_attempt_at", "state", "next_attempt_at"),
+    # Claims read due upgrades in the order of next_attempt_at, then tenant_id, and a
+    # waiting worker reads the earliest lease expiry, so neither scans the whole table.
+    Index("ix_upgrades_requested_next_attempt_at", "requested", "next_attempt_at", "tenant_id"),
+    Index("ix_upgrades_lease_expires_at", "lease_expires_at"),
 )
 
 identities = Table(

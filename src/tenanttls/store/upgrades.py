@@ -126,14 +126,18 @@ def next_claimable_at(connection: Connection, now: datetime) -> datetime | None:
 
     Upgrades leased to a live worker count from their lease expiry, so a worker
     does not wake up again and again for tenants that another thread is running.
+    Both reads take the first row in index order (ORDER BY … LIMIT 1) rather than
+    min(), so the database stops at the first matching row.
     """
     scheduled = and_(upgrades.c.requested.is_(True), upgrades.c.next_attempt_at.is_not(None))
     free = or_(upgrades.c.lease_owner.is_(None), upgrades.c.lease_expires_at <= now)
+    # The negation of `free`, written out so that the index on lease_expires_at can serve it.
+    held = and_(upgrades.c.lease_owner.is_not(None), upgrades.c.lease_expires_at > now)
     unleased = connection.execute(
-        select(func.min(upgrades.c.next_attempt_at)).where(scheduled, free)
+        select(upgrades.c.next_attempt_at).where(scheduled, free).order_by(upgrades.c.next_attempt_at).limit(1)
     ).scalar_one_or_none()
     leased = connection.execute(
-        select(func.min(upgrades.c.lease_expires_at)).where(scheduled, ~free)
+        select(upgrades.c.lease_expires_at).where(scheduled, held).order_by(upgrades.c.lease_expires_at).limit(1)
     ).scalar_one_or_none()
     candidates = [moment for moment in (unleased, leased) if moment is not None]
     return min(candidates) if candidates else None
