@@ -16,11 +16,12 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
 from tenanttls import __version__
+from tenanttls.cli.output import actor, print_json
 from tenanttls.clock import SystemClock
 from tenanttls.config import Settings, load_settings
 from tenanttls.errors import InvalidInput
@@ -53,19 +54,6 @@ def _duration_with_unit(value: Optional[str]) -> Optional[str]:
     return value
 
 
-def _actor() -> str:
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname()}"
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
 def register(app: typer.Typer) -> None:
@@ -105,10 +93,10 @@ def tenants_import(
     settings = _settings(config, data)
     store = open_store(settings.database)
     summary = import_tenants(
-        store, file, legacy_certificate_name=settings.legacy_certificate_name, now=SystemClock().now(), actor=_actor()
+        store, file, legacy_certificate_name=settings.legacy_certificate_name, now=SystemClock().now(), actor=actor()
     )
     if as_json:
-        _print_json(summary.to_json())
+        print_json(summary.to_json())
     else:
         typer.echo(f"imported {file}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged")
 
@@ -121,7 +109,7 @@ def tenants_list(
 
     statuses = fleet_status(open_store(_settings(config, data).database))
     if as_json:
-        _print_json([{"tenant_id": s.tenant.tenant_id, "initial_domain": s.tenant.initial_domain,
+        print_json([{"tenant_id": s.tenant.tenant_id, "initial_domain": s.tenant.initial_domain,
                       "display_name": s.tenant.display_name, "state": s.upgrade.state} for s in statuses])
         return
     typer.echo(f"{'tenant':<36}  {'initial domain':<40} {'state':<16} display name")
@@ -176,7 +164,7 @@ def plan(
         context.close()
 
     if as_json:
-        _print_json(result.to_json())
+        print_json(result.to_json())
     else:
         typer.echo(f"plan for tenant {result.tenant_id}:")
         for line in result.describe():
@@ -211,12 +199,12 @@ def upgrade(
     overrides = _override_options(force_backup_overwrite, allow_foreign_connector, adopt_connector, legacy_connector, allow_disabled_connector)
     results = request_upgrades(
         open_store(settings.database), None if all_tenants else tenants, wave=wave, overrides=overrides,
-        now=SystemClock().now(), actor=_actor(),
+        now=SystemClock().now(), actor=actor(),
     )
     handled = [result for result in results if result.outcome != "deferred"]
     deferred = [result.tenant_id for result in results if result.outcome == "deferred"]
     if as_json:
-        _print_json({"tenants": [result.to_json() for result in handled], "deferred": deferred})
+        print_json({"tenants": [result.to_json() for result in handled], "deferred": deferred})
         return
     for result in handled:
         # Some messages already name the state ("resumes in state backup"); say it once.
@@ -243,7 +231,7 @@ def status(
         counts[item.upgrade.state] = counts.get(item.upgrade.state, 0) + 1
 
     if as_json:
-        _print_json({"tenants": [item.to_json() for item in statuses], "states": counts})
+        print_json({"tenants": [item.to_json() for item in statuses], "states": counts})
         return
 
     typer.echo(f"{'tenant':<36}  {'initial domain':<32} {'state':<16} {'step':<16} {'next attempt (UTC)':<20} detail")
@@ -298,7 +286,7 @@ def rollback(
     from tenanttls.migration.wiring import build_context
 
     settings = _settings(config, data)
-    result = request_rollback(open_store(settings.database), tenant, now=SystemClock().now(), actor=_actor())
+    result = request_rollback(open_store(settings.database), tenant, now=SystemClock().now(), actor=actor())
     reports = []
     message = result.message
     if wait and result.outcome == "requested":
@@ -313,7 +301,7 @@ def rollback(
     detail = reports[-1].detail if reports else ""
 
     if as_json:
-        _print_json({**result.to_json(), "final_state": final, "detail": detail})
+        print_json({**result.to_json(), "final_state": final, "detail": detail})
     else:
         # A skipped step only reports "terminal state", which the state itself already says.
         shown = f" {detail}." if detail and reports[-1].kind != "skip" else ""
@@ -401,7 +389,7 @@ def history(
 
     events = read_history(open_store(_settings(config, data).database), tenant)
     if as_json:
-        _print_json([{"at": event.at.isoformat(), "actor": event.actor, "action": event.action, "step": event.step,
+        print_json([{"at": event.at.isoformat(), "actor": event.actor, "action": event.action, "step": event.step,
                       "before": event.before, "after": event.after, "correlation_id": event.correlation_id,
                       "detail": event.detail} for event in events])
         return
@@ -446,7 +434,7 @@ def demo(
     report = run_demo(DemoOptions(tenants=tenants, grace=parse_duration(_duration_with_unit(grace)), data_dir=data,
                                   concurrency=concurrency, seed=seed, version=__version__, log_to_stderr=verbose))
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         for line in report.lines():
             typer.echo(line)

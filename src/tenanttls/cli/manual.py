@@ -11,7 +11,6 @@ after a tenant that fails and exits with the code of the first one that failed.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Optional
 
 import typer
 
+from tenanttls.cli.output import actor, print_json
 from tenanttls.clock import SystemClock
 from tenanttls.config import Settings, load_settings
 from tenanttls.errors import InvalidInput
@@ -38,19 +38,6 @@ def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
     return load_settings(config, data_dir=data)
 
 
-def _actor() -> str:
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname()}"
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:
@@ -93,10 +80,10 @@ def script(
     clock = SystemClock()
     try:
         if rollback:
-            written = write_rollback_script(settings, store, clock, tenant, actor=_actor(), save=save)
+            written = write_rollback_script(settings, store, clock, tenant, actor=actor(), save=save)
         else:
             written = write_upgrade_script(
-                settings, store, clock, tenant, actor=_actor(), exports=exports or (), proof_text=proof, save=save
+                settings, store, clock, tenant, actor=actor(), exports=exports or (), proof_text=proof, save=save
             )
     finally:
         store.close()
@@ -155,14 +142,14 @@ def manual_done(
     store = open_store(settings.database)
     try:
         result = record_done(
-            settings, store, SystemClock(), tenant, actor=_actor(), exports=exports or (),
+            settings, store, SystemClock(), tenant, actor=actor(), exports=exports or (),
             rolled_back=rolled_back, switch=switch, observe_api=None if exports else _api_observer(settings),
         )
     finally:
         store.close()
 
     if as_json:
-        _print_json(result.to_json())
+        print_json(result.to_json())
     else:
         typer.echo(f"{result.tenant_id}: {result.message} (state {result.state})")
         for problem in result.problems:
@@ -305,7 +292,7 @@ class _DriftRun:
 
         try:
             report = check_tenant(
-                context, tenant_id, repair=self.repair, actor=_actor(), on_drift=self._on_drift, on_repair=self._on_repair
+                context, tenant_id, repair=self.repair, actor=actor(), on_drift=self._on_drift, on_repair=self._on_repair
             )
         except TenantTlsError as error:
             self._failed(tenant_id, error)
@@ -353,7 +340,7 @@ class _DriftRun:
     def finish(self) -> None:
         """Print the JSON document, or the summary line."""
         if self.as_json:
-            _print_json(self.entries)
+            print_json(self.entries)
             return
         if not self.entries:
             typer.echo("no completed tenant to check")
