@@ -174,15 +174,25 @@ class Worker:
         self._wake.set()
 
     def _wait(self) -> None:
-        """Sleep until the next due time, a finished tenant, a wake-up or the poll interval."""
+        """Sleep until the next due time, a finished tenant, a wake-up or the poll interval.
+
+        With every slot taken, a due tenant cannot be claimed before a running one
+        finishes, so the worker waits for that (or the poll interval) instead of reading
+        the next due time, which would be in the past and make the loop spin.
+        """
         timeout = self.poll_interval
-        with self.context.store.engine.connect() as connection:
-            due = next_claimable_at(connection, self.context.clock.now())
-        if due is not None:
-            seconds = (due - self.context.clock.now()).total_seconds()
-            timeout = max(0.0, min(timeout, seconds))
+        if not self._full():
+            with self.context.store.engine.connect() as connection:
+                due = next_claimable_at(connection, self.context.clock.now())
+            if due is not None:
+                seconds = (due - self.context.clock.now()).total_seconds()
+                timeout = max(0.0, min(timeout, seconds))
         self._wake.wait(timeout)
         self._wake.clear()
+
+    def _full(self) -> bool:
+        with self._lock:
+            return len(self._running) >= self.concurrency
 
     def _drain(self) -> None:
         with self._lock:
