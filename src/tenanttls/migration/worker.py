@@ -176,9 +176,9 @@ class Worker:
     def _wait(self) -> None:
         """Sleep until the next due time, a finished tenant, a wake-up or the poll interval.
 
-        With every slot taken, a due tenant cannot be claimed before a running one
-        finishes, so the worker waits for that (or the poll interval) instead of reading
-        the next due time, which would be in the past and make the loop spin.
+        With every slot taken, no tenant can be claimed before a running one finishes,
+        so the worker then waits for that or the poll interval. Reading the next due time
+        there would return a past time and make the loop spin.
         """
         timeout = self.poll_interval
         if not self._full():
