@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tenanttls.errors import NotFoundError, StoreError
@@ -82,9 +82,13 @@ def create_upgrade(connection: Connection, tenant_id: str, now: datetime) -> boo
     return True
 
 
+# Built once, because the steps read the row several times per tenant and step.
+_SELECT_UPGRADE = select(upgrades).where(upgrades.c.tenant_id == bindparam("upgrade_tenant_id"))
+
+
 def find_upgrade(connection: Connection, tenant_id: str) -> UpgradeRecord | None:
     """Return the tenant's upgrade row, or None."""
-    row = connection.execute(select(upgrades).where(upgrades.c.tenant_id == tenant_id)).first()
+    row = connection.execute(_SELECT_UPGRADE, {"upgrade_tenant_id": tenant_id}).first()
     return _record(row) if row is not None else None
 
 
@@ -132,12 +136,12 @@ def next_claimable_at(connection: Connection, now: datetime) -> datetime | None:
     scheduled = and_(upgrades.c.requested.is_(True), upgrades.c.next_attempt_at.is_not(None))
     free = or_(upgrades.c.lease_owner.is_(None), upgrades.c.lease_expires_at <= now)
     # The negation of `free`, written out so that the index on lease_expires_at can serve it.
-    held = and_(upgrades.c.lease_owner.is_not(None), upgrades.c.lease_expires_at > now)
+    lease_active = and_(upgrades.c.lease_owner.is_not(None), upgrades.c.lease_expires_at > now)
     unleased = connection.execute(
         select(upgrades.c.next_attempt_at).where(scheduled, free).order_by(upgrades.c.next_attempt_at).limit(1)
     ).scalar_one_or_none()
     leased = connection.execute(
-        select(upgrades.c.lease_expires_at).where(scheduled, held).order_by(upgrades.c.lease_expires_at).limit(1)
+        select(upgrades.c.lease_expires_at).where(scheduled, lease_active).order_by(upgrades.c.lease_expires_at).limit(1)
     ).scalar_one_or_none()
     candidates = [moment for moment in (unleased, leased) if moment is not None]
     return min(candidates) if candidates else None
