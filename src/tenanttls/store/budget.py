@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -65,7 +65,21 @@ class StoreTokenBucket:
         self.name = name
         self._sleep = sleep
         self._postgresql = engine.dialect.name == "postgresql"
+        self._build_statements()
         self._create_row()
+
+    def _build_statements(self) -> None:
+        """Build the statements of `reserve` once, because it runs for every Microsoft request."""
+        this_budget = request_budgets.c.name == bindparam("budget_name")
+        self._select_row = select(request_budgets.c.tokens, request_budgets.c.updated_at).where(this_budget)
+        if self._postgresql:
+            self._select_row = self._select_row.with_for_update()
+        self._update_row = (
+            update(request_budgets)
+            .where(this_budget)
+            .values(tokens=bindparam("new_tokens"), updated_at=bindparam("new_updated_at"))
+        )
+        self._select_now = select(func.extract("epoch", func.clock_timestamp()))
 
     def _create_row(self) -> None:
         """Insert the budget's row, full, unless another process did already."""
@@ -81,7 +95,7 @@ class StoreTokenBucket:
 
     def _now(self, connection: Connection) -> float:
         if self._postgresql:
-            return float(connection.execute(select(func.extract("epoch", func.clock_timestamp()))).scalar_one())
+            return float(connection.execute(self._select_now).scalar_one())
         return time.time()
 
     def reserve(self, deadline: _Deadline | None = None, *, tenant: str | None = None, operation: str | None = None) -> Reservation:
@@ -91,10 +105,7 @@ class StoreTokenBucket:
         token would be due after `deadline`.
         """
         with self.engine.begin() as connection:
-            query = select(request_budgets.c.tokens, request_budgets.c.updated_at).where(request_budgets.c.name == self.name)
-            if self._postgresql:
-                query = query.with_for_update()
-            row = connection.execute(query).one()
+            row = connection.execute(self._select_row, {"budget_name": self.name}).one()
             now = self._now(connection)
 
             # A clock step backwards (another host's time on SQLite, NTP) refills nothing.
@@ -111,9 +122,8 @@ class StoreTokenBucket:
                 )
 
             connection.execute(
-                update(request_budgets)
-                .where(request_budgets.c.name == self.name)
-                .values(tokens=tokens - 1.0, updated_at=max(now, row.updated_at))
+                self._update_row,
+                {"budget_name": self.name, "new_tokens": tokens - 1.0, "new_updated_at": max(now, row.updated_at)},
             )
         return Reservation(due_at=max(now, row.updated_at) + wait, wait=wait)
 
