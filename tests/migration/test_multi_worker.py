@@ -7,9 +7,11 @@ completed, one new connector and one Graph domain. The workers' logs must show n
 processes running a step of the same tenant at overlapping times, and no live worker
 may have lost a lease.
 
-One seed runs by default. ``TENANTTLS_MULTI_WORKER_SEEDS=1,2,3,4,5`` runs five:
+Five seeds run by default, one after the other in one pytest process (their
+``xdist_group``), so two fleets never compete for the CPUs. ``TENANTTLS_MULTI_WORKER_SEEDS``
+picks others:
 
-    TENANTTLS_MULTI_WORKER_SEEDS=1,2,3,4,5 .venv/bin/python -m pytest tests/migration/test_multi_worker.py
+    TENANTTLS_MULTI_WORKER_SEEDS=6 .venv/bin/python -m pytest tests/migration/test_multi_worker.py
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tests.fixtures.simulator import make_tenant
 from tenanttls.store.schema import audit_events
 from tenanttls.store.upgrades import count_by_state, list_upgrades
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900), pytest.mark.xdist_group("multi_worker")]
 
 TENANTS = 500
 WORKERS = 3
@@ -49,7 +51,7 @@ STEP_END = re.compile(r"^step (?:done|stopped, tenant needs attention): tenant=(
 
 
 def _seeds() -> list[int]:
-    value = os.environ.get("TENANTTLS_MULTI_WORKER_SEEDS", "1")
+    value = os.environ.get("TENANTTLS_MULTI_WORKER_SEEDS", "1,2,3,4,5")
     return [int(seed) for seed in value.split(",") if seed.strip()]
 
 
