@@ -6,6 +6,7 @@ import logging
 
 from tenanttls.clock import OffsetClock
 from tenanttls.simulator import Simulator, SimulatorState
+from tenanttls.simulator.seed import build_tenant
 from tests.fixtures.simulator import make_app_credentials, make_tenant
 from tests.simulator.helpers import access_token, graph_token, https_client, invoke
 
@@ -182,3 +183,24 @@ def test_first_start_applies_seed_settings(simulator_factory, tmp_path):
     simulator = simulator_factory({"tenants": [], "settings": {"page_size": 7}}, data_dir=tmp_path / "data")
 
     assert simulator.state.settings["page_size"] == 7
+
+
+def test_verification_code_index_follows_edits(tmp_path):
+    spec = make_tenant(accepted_domains=["contoso.com"])
+    state = SimulatorState(tmp_path / "state.sqlite3", OffsetClock())
+    state.add_tenant(build_tenant(spec, now=OffsetClock().now(), app_permissions=[], codes_taken=set(), position=0))
+    tenant_id = spec["tenant_id"]
+    code = state.tenant(tenant_id)["domains"]["contoso.com"]["verificationCode"]
+    assert state.verification_code_owner(code) == (tenant_id, "contoso.com")
+
+    with state.edit(tenant_id, "remove-domain") as draft:
+        del draft["domains"]["contoso.com"]
+    assert state.verification_code_owner(code) is None
+    state.close()
+
+    reopened = SimulatorState(tmp_path / "state.sqlite3", OffsetClock())
+    initial = reopened.tenant(tenant_id)["initial_domain"]
+    initial_code = reopened.tenant(tenant_id)["domains"][initial]["verificationCode"]
+    assert reopened.verification_code_owner(initial_code) == (tenant_id, initial)
+    assert reopened.verification_code_owner(code) is None
+    reopened.close()

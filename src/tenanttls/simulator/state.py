@@ -111,9 +111,11 @@ class SimulatorState:
         )
 
     def _reindex(self) -> None:
-        """Rebuild the map from every verified domain (initial domains included) to its tenant."""
+        """Rebuild the maps from every verified domain (initial domains included) and every ``MS=`` proof value to its tenant."""
         self._names = {}
         self._names_by_tenant: dict[str, set[str]] = {}
+        self._codes: dict[str, tuple[str, str]] = {}
+        self._codes_by_tenant: dict[str, set[str]] = {}
         for tenant_id, document in self._tenants.items():
             self._index_tenant(tenant_id, document)
 
@@ -122,6 +124,9 @@ class SimulatorState:
         for name in self._names_by_tenant.pop(tenant_id, set()):
             if self._names.get(name) == tenant_id:
                 del self._names[name]
+        for code in self._codes_by_tenant.pop(tenant_id, set()):
+            if self._codes.get(code, ("",))[0] == tenant_id:
+                del self._codes[code]
         if document is None:
             return
 
@@ -129,6 +134,10 @@ class SimulatorState:
         for name in verified:
             self._names[name] = tenant_id
         self._names_by_tenant[tenant_id] = verified
+
+        for name, entry in document["domains"].items():
+            self._codes[entry["verificationCode"]] = (tenant_id, name)
+        self._codes_by_tenant[tenant_id] = {entry["verificationCode"] for entry in document["domains"].values()}
 
     # --- the provider app ---------------------------------------------------------------------------
 
@@ -236,11 +245,12 @@ class SimulatorState:
     def verification_codes(self) -> dict[str, tuple[str, str]]:
         """Return every stored ``MS=`` proof value with its tenant id and domain name."""
         with self._lock:
-            codes = {}
-            for tenant_id, document in self._tenants.items():
-                for name, entry in document["domains"].items():
-                    codes[entry["verificationCode"]] = (tenant_id, name)
-            return codes
+            return dict(self._codes)
+
+    def verification_code_owner(self, code: str) -> tuple[str, str] | None:
+        """Return the tenant id and domain name that use the ``MS=`` proof value `code`, or None."""
+        with self._lock:
+            return self._codes.get(code)
 
     def add_tenant(self, document: Document, *, replace: bool = False) -> None:
         """Store a new tenant document; with `replace`, an existing tenant of that id is overwritten.

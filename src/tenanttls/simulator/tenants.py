@@ -25,7 +25,7 @@ import copy
 import hashlib
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Container
 
 Document = dict[str, Any]
 
@@ -89,19 +89,18 @@ def verified_services(initial: bool) -> list[str]:
     return ["Email", "OfficeCommunicationsOnline"] if initial else ["Email"]
 
 
-def verification_code(tenant_id: str, name: str, taken: Iterable[str] = ()) -> str:
+def verification_code(tenant_id: str, name: str, taken: Container[str] = ()) -> str:
     """Return the ``MS=ms########`` proof value for `name` in `tenant_id`.
 
     The value is derived from tenant and name, so it is the same after the domain is
     deleted and added again, and differs between tenants. `taken` lists codes already in use
     by other tenant and domain pairs; a collision moves to the next derived value.
     """
-    used = set(taken)
     counter = 0
     while True:
         digest = hashlib.sha256(f"{tenant_id}/{name}/{counter}".encode()).digest()
         code = f"MS=ms{int.from_bytes(digest[:8], 'big') % 100_000_000:08d}"
-        if code not in used:
+        if code not in taken:
             return code
         counter += 1
 
