@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse
 
 from tenanttls.errors import InvalidInput
 from tenanttls.identity.consent import build_admin_consent_url, parse_consent_callback
+from tenanttls.migration.service import RequestResult
 from tenanttls.portal.access import check_tenant_scope, current_principal, require_consent_role, require_principal
 from tenanttls.portal.oidc import Principal, SignInFailed
 from tenanttls.portal.rendering import flash, render
@@ -223,13 +224,27 @@ async def consent_callback(request: Request):
 
     context = request.app.state.context
     error_text = _first_line(result.error_description or result.error or "")
-    await run_in_threadpool(context.services.record_consent, tenant_id, principal.actor, granted=result.granted, error=error_text or None)
+    continued = await run_in_threadpool(
+        context.services.record_consent, tenant_id, principal.actor, granted=result.granted, error=error_text or None
+    )
     if result.granted:
-        flash(request, "ok", "Permissions granted. Review the plan, then start the upgrade.")
+        flash(request, "ok", _consent_granted_text(continued))
     else:
         logger.warning("consent not granted: tenant=%s error=%s description=%s", tenant_id, result.error, error_text)
         flash(request, "error", _consent_failure_text(result.error or "", error_text))
     return RedirectResponse(f"/tenants/{tenant_id}/connector", status_code=303)
+
+
+def _consent_granted_text(continued: RequestResult | None) -> str:
+    """Return the customer's message for a grant, by what it did to the upgrade (see `record_consent`)."""
+    if continued is None:
+        return "Permissions granted. Review the plan, then start the upgrade."
+    if continued.outcome == "resumed":
+        return (
+            "Permissions granted. The upgrade continues from the step where it stopped, and this page shows each "
+            "step as it completes."
+        )
+    return "Permissions granted. The upgrade starts once Microsoft 365 applies them, which can take a few minutes."
 
 
 def _consent_failure_text(error: str, description: str) -> str:

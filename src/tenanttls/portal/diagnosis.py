@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from tenanttls.migration.safety import FLAGS, Overrides
 from tenanttls.migration.states import UpgradeState
 from tenanttls.portal.timeline import STEP_LABELS
+from tenanttls.store.upgrades import UpgradeRecord
 
 # Description of each engine override, as `tenanttls upgrade` describes its flag, keyed by `Overrides` field.
 OVERRIDE_LABELS = {
@@ -57,7 +58,7 @@ def explain_stop(last_error: str | None, resume_state: str | None, *, connector_
             "consent",
             "Microsoft 365 no longer accepts the provider's app for your tenant: the permissions are missing or were "
             "removed. A Global Administrator or Privileged Role Administrator can grant them again on this page. "
-            "Then ask the provider to resume the upgrade.",
+            "The upgrade then continues on its own.",
         )
     if override == "allow_disabled_connector" or (resume_state == UpgradeState.CONNECTOR.value and "disabled" in text):
         return StopReason(
@@ -89,6 +90,13 @@ def explain_stop(last_error: str | None, resume_state: str | None, *, connector_
         "look at. They retry the upgrade once it is fixed, or contact you if they need your help.",
         override,
     )
+
+
+def consent_lost(upgrade: UpgradeRecord) -> bool:
+    """True when the engine stopped the tenant because its consent is missing or was withdrawn."""
+    if upgrade.state != UpgradeState.NEEDS_ATTENTION.value:
+        return False
+    return explain_stop(upgrade.last_error, upgrade.resume_state, connector_name="").kind == "consent"
 
 
 def suggested_override(text: str) -> str | None:

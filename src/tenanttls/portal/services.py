@@ -3,8 +3,9 @@
 Reads and requests go through `tenanttls.migration.service` and
 `tenanttls.migration.observe.plan_for`, the functions the CLI calls. Three operations
 exist only for the portal and are kept thin, on top of the store's repositories:
-recording the outcome of an admin consent, handing a tenant to support for the
-manual upgrade, and "retry now" for a tenant that waits.
+recording the outcome of an admin consent (a grant carries a stopped or waiting upgrade
+on), handing a tenant to support for the manual upgrade, and "retry now" for a tenant
+that waits.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tenanttls.migration.planner import TenantPlan
 from tenanttls.migration.safety import Overrides
 from tenanttls.migration.states import TERMINAL, UpgradeState
 from tenanttls.portal.checks import CertificateInfo
+from tenanttls.portal.diagnosis import consent_lost
 from tenanttls.store import relay_assignments
 from tenanttls.store.audit import AuditEvent, list_events, record_event
 from tenanttls.store.db import Store
@@ -142,8 +144,16 @@ class PortalServices:
 
     # -- thin operations (portal only) -------------------------------------------------------
 
-    def record_consent(self, tenant_id: str, actor: str, *, granted: bool, error: str | None = None) -> None:
-        """Record the outcome of an admin consent; a grant also stamps `consented_at`.
+    def record_consent(
+        self, tenant_id: str, actor: str, *, granted: bool, error: str | None = None
+    ) -> engine.RequestResult | None:
+        """Record the outcome of an admin consent, and after a grant carry a stopped or waiting upgrade on.
+
+        A grant stamps `consented_at`. A tenant that the engine stopped because its consent
+        was missing then resumes, and a requested tenant that waits in awaiting_consent
+        becomes due now, both through the engine's request under `actor`. Returns that
+        request's result, or None when the consent changed nothing else. A stop for any
+        other reason stays, so that consenting again cannot pass a safety stop.
 
         The worker still checks that a token can be obtained before it leaves
         awaiting_consent, because a grant can take minutes to take effect.
@@ -161,6 +171,30 @@ class PortalServices:
                 ),
             )
         logger.info("consent recorded: tenant=%s granted=%s actor=%s", tenant_id, granted, actor)
+        return self._continue_after_consent(tenant_id, actor) if granted else None
+
+    def _continue_after_consent(self, tenant_id: str, actor: str) -> engine.RequestResult | None:
+        upgrade = self._upgrade(tenant_id)
+        now = self.clock.now()
+        waits_for_consent = (
+            upgrade.requested
+            and upgrade.state == UpgradeState.AWAITING_CONSENT.value
+            and upgrade.next_attempt_at is not None
+            and upgrade.next_attempt_at > now
+        )
+        if not (consent_lost(upgrade) or waits_for_consent):
+            return None
+
+        # NOTE: request_upgrades opens its own transaction, so the state is read before it.
+        # A tenant resumed by someone else and stopped again for another reason in between
+        # would be resumed here too.
+        # NOTE: a grant can take minutes to take effect. A resumed step that requests a new
+        # token before then stops the tenant again for consent, and the admin must grant again.
+        [result] = engine.request_upgrades(self.store, [tenant_id], now=now, actor=actor)
+        logger.info(
+            "upgrade continued after consent: tenant=%s outcome=%s state=%s", tenant_id, result.outcome, result.state
+        )
+        return result
 
     def request_manual(self, tenant_id: str, actor: str, *, contact_email: str, note: str) -> None:
         """Hand the tenant to support: state manual, automatic steps off, request recorded.

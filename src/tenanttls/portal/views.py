@@ -9,7 +9,7 @@ from typing import Any
 
 from tenanttls.errors import MicrosoftApiError
 from tenanttls.migration.states import TERMINAL, UpgradeState
-from tenanttls.portal.diagnosis import StopReason, explain_stop
+from tenanttls.portal.diagnosis import StopReason, consent_lost, explain_stop
 from tenanttls.portal.explanations import Explanation, explanations
 from tenanttls.portal.oidc import Principal
 from tenanttls.portal.services import TenantOverview
@@ -175,12 +175,6 @@ def _stop_reason(upgrade, connector_name: str) -> StopReason | None:
     if upgrade.state != UpgradeState.NEEDS_ATTENTION.value:
         return None
     return explain_stop(upgrade.last_error, upgrade.resume_state, connector_name=connector_name)
-
-
-def consent_lost(upgrade) -> bool:
-    """True when the engine stopped the tenant because its consent is missing or was withdrawn."""
-    reason = _stop_reason(upgrade, "")
-    return reason is not None and reason.kind == "consent"
 
 
 def summarize(overview: TenantOverview) -> str:
