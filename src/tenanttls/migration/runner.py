@@ -110,8 +110,8 @@ def _call(step, work: StepInput, upgrade: UpgradeRecord, state: UpgradeState, co
         raise
     except ConsentRequired as error:
         return Stop(
-            f"consent is missing or was withdrawn ({error}); ask the tenant's admin to consent again, "
-            f"then run 'tenanttls upgrade {upgrade.tenant_id}'"
+            f"consent is missing or was withdrawn ({error}); ask the tenant's admin to grant it again in the portal, "
+            f"which resumes the upgrade, or after a grant made another way run 'tenanttls upgrade {upgrade.tenant_id}'"
         )
     except TRANSIENT as error:
         return _retry_or_stop(context, upgrade, error)
