@@ -6,7 +6,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from tenanttls.errors import StoreError
-from tenanttls.store.db import current_revision, head_revision, open_store
+from tenanttls.store.db import current_revision, head_revision, open_store, safe_url
 from tenanttls.store.schema import metadata
 
 
@@ -73,6 +73,37 @@ def test_invalid_url():
         open_store("not a url")
 
     assert "invalid database URL" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql//user:SECRET-PW@host/db",
+        "postgresql://user:SECRET-PW@127.0.0.1:notaport/db",
+        "postgresql://user:SECRET-PW@127.0.0.1:99999/db",
+        "mysql://user:SECRET-PW@127.0.0.1/db",
+    ],
+)
+def test_invalid_url_masks_password(url):
+    with pytest.raises(StoreError) as error:
+        open_store(url)
+
+    assert "invalid database URL" in str(error.value)
+    assert "SECRET-PW" not in str(error.value)
+    assert "***" in str(error.value)
+
+
+def test_unreachable_url_names_fix():
+    with pytest.raises(StoreError) as error:
+        open_store("postgres://user:SECRET-PW@127.0.0.1:1/db")
+
+    assert "SECRET-PW" not in str(error.value)
+    assert "check the host, port" in str(error.value)
+    assert "sqlalche.me" not in str(error.value)
+
+
+def test_safe_url_masks_password():
+    assert safe_url("postgresql://user:SECRET-PW@127.0.0.1:5432/db") == "postgresql://user:***@127.0.0.1:5432/db"
 
 
 @pytest.mark.postgres

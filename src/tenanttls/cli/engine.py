@@ -27,7 +27,7 @@ from tenanttls.config import Settings, load_settings
 from tenanttls.errors import InvalidInput
 from tenanttls.migration.safety import Overrides
 from tenanttls.migration.states import UpgradeState, progress
-from tenanttls.store.db import open_store
+from tenanttls.store.db import open_store, safe_url
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def init(config: Optional[Path] = CONFIG_OPTION, data: Optional[Path] = DATA_OPT
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.database, create=True)
     store.close()
-    typer.echo(f"store ready at schema revision {store.revision}: {settings.database}")
+    typer.echo(f"store ready at schema revision {store.revision}: {safe_url(settings.database)}")
 
 
 def tenants_import(

@@ -9,6 +9,7 @@ and raises `StoreError` naming both revisions and the fix when it is not.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # SQLite waits this long for another writer's lock before raising "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+URL_FORMS = "use 'sqlite:///PATH' or 'postgresql://USER:PASSWORD@HOST:PORT/DATABASE'"
 
 # Connections the engine keeps open between transactions, so that a transaction reuses
 # one instead of connecting again (and on SQLite running the PRAGMAs again). The pool
@@ -91,11 +94,15 @@ def create_store_engine(url: str) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
-        raise StoreError(f"invalid database URL {url!r}: {error}; use 'sqlite:///PATH' or 'postgresql+psycopg://…'") from error
+        port = parsed.port
+    except (ArgumentError, ValueError) as error:
+        raise StoreError(f"invalid database URL {_mask_password(url)!r}: {error}; {URL_FORMS}") from error
 
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+    # libpq accepts postgres:// as well as postgresql://; SQLAlchemy accepts only the second.
+    if parsed.drivername in ("postgres", "postgresql") or parsed.drivername.startswith("postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql") or (port is not None and not 0 < port < 65536):
+        raise StoreError(f"invalid database URL {safe_url(url)}: tenanttls supports SQLite and PostgreSQL on a valid port; {URL_FORMS}")
 
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
@@ -158,7 +165,10 @@ def open_store(url: str, *, create: bool = False) -> Store:
         revision = _check_or_migrate(engine, url, create=create)
     except SQLAlchemyError as error:
         engine.dispose()
-        raise StoreError(f"cannot open the database {_safe_url(url)}: {error.__class__.__name__}: {error}") from error
+        raise StoreError(
+            f"cannot open the database {safe_url(url)}: {_driver_message(error)}; check the host, port, user, "
+            "password and database name in database_url (create a missing PostgreSQL database with createdb)"
+        ) from error
     except StoreError:
         engine.dispose()
         raise
@@ -169,7 +179,7 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
     """Raise `StoreError` for a missing SQLite file unless `create`, so that a typo creates no file."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return  # create_store_engine reports the invalid URL
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or create or not database or database == ":memory:":
@@ -185,7 +195,7 @@ def _check_or_migrate(engine: Engine, url: str, *, create: bool) -> str:
 
     if current is not None and _unknown(script, current):
         raise StoreError(
-            f"the database {_safe_url(url)} is at schema revision {current}, which this version of "
+            f"the database {safe_url(url)} is at schema revision {current}, which this version of "
             f"tenanttls does not know (it expects {head}); the database was written by a newer "
             "tenanttls: upgrade tenanttls, or point --data/database_url at another database"
         )
@@ -195,14 +205,14 @@ def _check_or_migrate(engine: Engine, url: str, *, create: bool) -> str:
 
     if not create:
         if current is None:
-            raise StoreError(f"the database {_safe_url(url)} is not initialised; run 'tenanttls init' first")
+            raise StoreError(f"the database {safe_url(url)} is not initialised; run 'tenanttls init' first")
         raise StoreError(
-            f"the database {_safe_url(url)} is at schema revision {current}, older than this "
+            f"the database {safe_url(url)} is at schema revision {current}, older than this "
             f"version's {head}; run 'tenanttls init' to migrate it"
         )
 
     _migrate(engine)
-    logger.info("store migrated: url=%s from=%s to=%s", _safe_url(url), current, head)
+    logger.info("store migrated: url=%s from=%s to=%s", safe_url(url), current, head)
     return head
 
 
@@ -220,9 +230,21 @@ def _migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """Return `url` with any password masked, for messages and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<invalid URL>"
+    except (ArgumentError, ValueError):
+        return _mask_password(url)
+
+
+def _mask_password(text: str) -> str:
+    """Return `text` with the password of a ``scheme://user:password@host`` form masked, even when the URL is malformed."""
+    return re.sub(r"(//[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
+def _driver_message(error: SQLAlchemyError) -> str:
+    """Return the database driver's own message, without SQLAlchemy's class names and help link."""
+    original = getattr(error, "orig", None)
+    text = str(original if original is not None else error)
+    return " ".join(text.split())
