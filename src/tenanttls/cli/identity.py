@@ -30,7 +30,7 @@ CONFIG_OPTION = typer.Option(
     help="TOML configuration file with the settings in a table named tenanttls; default: DATA/tenanttls.toml if it exists.",
 )
 DATA_OPTION = typer.Option(
-    None, "--data", "-d", help="Data folder (default: TENANTTLS_DATA_DIR, or ./tenanttls-data); the store is DATA/tenanttls.db."
+    None, "--data", "-d", help="Data folder (default: TENANTTLS_DATA_DIR, or ./tenanttls-data); the store is DATA/tenanttls.db unless database_url names another."
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of text.")
 
