@@ -45,6 +45,7 @@ def test_tenant_states_scraped(store):
         server.stop()
 
     assert 'tenanttls_tenants{state="awaiting_consent"} 2.0' in text
+    assert 'tenanttls_tenants{state="needs_attention"} 0.0' in text
 
 
 def _families(collector) -> dict[str, dict[tuple, float]]:

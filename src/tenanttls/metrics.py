@@ -75,12 +75,15 @@ class TenantStateCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        from tenanttls.migration.states import UpgradeState
         from tenanttls.store.upgrades import count_by_state
 
         family = GaugeMetricFamily("tenanttls_tenants", "Tenants by upgrade state.", labels=["state"])
         with self.store.engine.connect() as connection:
-            for state, count in sorted(count_by_state(connection).items()):
-                family.add_metric([state], count)
+            counts = count_by_state(connection)
+        # Every state gets a series, 0 included, so that graphs and alerts see no gaps.
+        for state in sorted({state.value for state in UpgradeState} | set(counts)):
+            family.add_metric([state], counts.get(state, 0))
         yield family
 
 
