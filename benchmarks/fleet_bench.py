@@ -233,7 +233,7 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
                     print(f"stopping the run after {max_seconds:.0f} s, the --max-minutes limit", file=sys.stderr, flush=True)
                     break
                 if any(process.poll() is not None for process in processes):
-                    raise SystemExit(f"a worker exited early; see {bench.data_dir}/worker-*.log")
+                    raise SystemExit(f"a worker exited early: {_last_error(bench.data_dir)} (logs: {bench.data_dir}/worker-*.log)")
                 time.sleep(0.5)
         finally:
             stop_progress.set()
@@ -257,6 +257,15 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
     result.update({"workers": workers, "concurrency_per_worker": concurrency, "backend": backend,
                    "worker_cpu_seconds": round(cpu_seconds, 1)})
     return result
+
+
+def _last_error(data_dir: Path) -> str:
+    """Return the last line of the worker logs that starts with "error:", or a pointer to the logs."""
+    for log in sorted(data_dir.glob("worker-*.log")):
+        errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
+        if errors:
+            return errors[-1]
+    return "no error line in its log"
 
 
 def _write_worker_config(settings: Settings, path: Path) -> None:
@@ -312,7 +321,10 @@ def parse_matrix(text: str) -> list[tuple[int, str]]:
     for item in text.split(","):
         workers, _, backend = item.strip().partition(":")
         if not workers.isdigit() or int(workers) < 1 or backend not in ("sqlite", "postgresql"):
-            raise SystemExit(f"invalid --matrix entry {item!r}: write WORKERS:BACKEND, for example 2:postgresql")
+            raise SystemExit(
+                f"invalid --matrix entry {item!r}: write WORKERS:BACKEND with WORKERS 1 or more and BACKEND "
+                "sqlite or postgresql, for example 2:postgresql"
+            )
         pairs.append((int(workers), backend))
     return pairs
 
@@ -394,6 +406,8 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=0,
                         help="with --workers or --matrix: stop each run after this many minutes (default: run to the end)")
     arguments = parser.parse_args()
+    if arguments.tenants < 1:
+        parser.error(f"invalid --tenants {arguments.tenants}: give 1 or more")
 
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     if arguments.matrix:
