@@ -260,7 +260,7 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
 
 
 def _last_error(data_dir: Path) -> str:
-    """Return the last line of the worker logs that starts with "error:", or a pointer to the logs."""
+    """Return the last line starting with "error:" in the worker logs, or a note that there is none."""
     for log in sorted(data_dir.glob("worker-*.log")):
         errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
         if errors:
