@@ -98,11 +98,16 @@ def create_store_engine(url: str) -> Engine:
     except (ArgumentError, ValueError) as error:
         raise StoreError(f"invalid database URL {_mask_password(url)!r}: {error}; {URL_FORMS}") from error
 
-    # libpq accepts postgres:// as well as postgresql://; SQLAlchemy accepts only the second.
+    # libpq accepts postgres:// as well as postgresql://, but SQLAlchemy accepts only the second.
     if parsed.drivername in ("postgres", "postgresql") or parsed.drivername.startswith("postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql") or (port is not None and not 0 < port < 65536):
-        raise StoreError(f"invalid database URL {safe_url(url)}: tenanttls supports SQLite and PostgreSQL on a valid port; {URL_FORMS}")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"invalid database URL {safe_url(url)}: the database {parsed.get_backend_name()!r} is not supported, "
+            f"only SQLite and PostgreSQL; {URL_FORMS}"
+        )
+    if port is not None and not 0 < port < 65536:
+        raise StoreError(f"invalid database URL {safe_url(url)}: port {port} is out of range (1 to 65535); {URL_FORMS}")
 
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
@@ -239,7 +244,7 @@ def safe_url(url: str) -> str:
 
 
 def _mask_password(text: str) -> str:
-    """Return `text` with the password of a ``scheme://user:password@host`` form masked, even when the URL is malformed."""
+    """Return `text` with the password of any ``scheme://user:password@host`` part masked, even in a malformed URL."""
     return re.sub(r"(//[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
