@@ -30,11 +30,11 @@ def _grant_consent(portal, client, tenant_id: str) -> str:
 
 def _withdraw_consent(portal, tenant_id: str) -> None:
     """Withdraw the app's consent in the simulated tenant, as its admin would in Entra ID."""
-    answer = httpx.post(
+    response = httpx.post(
         f"{portal.simulator.base_url}/_simulator/tenants/{tenant_id}/consent", json={"granted": False},
         verify=str(portal.simulator.ca_path),
     )
-    assert answer.status_code == 200, answer.text
+    assert response.status_code == 200, response.text
 
 
 def _events(portal, tenant_id: str) -> list:
@@ -46,7 +46,7 @@ def _events(portal, tenant_id: str) -> list:
 def consent_stopped(portal):
     """Tenant B, stopped in needs_attention at the domain step because its consent was withdrawn.
 
-    The engine holds only an Exchange token after the consent step, so the domain step's
+    The engine has only an Exchange token after the consent step, so the domain step's
     first Graph token request is the one that finds the consent missing.
     """
     request_upgrades(portal.harness.store, [TENANT_B], now=portal.clock.now(), actor="test")
