@@ -329,8 +329,13 @@ def parse_matrix(text: str) -> list[tuple[int, str]]:
     return pairs
 
 
+def _max_seconds(arguments: argparse.Namespace) -> float | None:
+    """Return the --max-minutes limit in seconds, or None for no limit."""
+    return arguments.max_minutes * 60 if arguments.max_minutes else None
+
+
 def run_matrix(pairs: list[tuple[int, str]], arguments: argparse.Namespace) -> list[dict]:
-    """Run each (workers, backend) configuration in turn and print one line per finished run."""
+    """Run each (workers, backend) configuration in turn and print the figures of each run as it finishes."""
     results = []
     for workers, backend in pairs:
         load = os.getloadavg()[0]
@@ -338,7 +343,7 @@ def run_matrix(pairs: list[tuple[int, str]], arguments: argparse.Namespace) -> l
               file=sys.stderr, flush=True)
         result = run_processes(arguments.tenants, workers, arguments.concurrency, backend,
                                (arguments.budget, arguments.burst), None, arguments.progress, arguments.budget_scope,
-                               arguments.max_minutes * 60 if arguments.max_minutes else None)
+                               _max_seconds(arguments))
         result["load_average_at_start"] = load
         print_summary(result)
         results.append(result)
@@ -420,7 +425,7 @@ def main() -> None:
     if arguments.workers > 0:
         result = run_processes(arguments.tenants, arguments.workers, arguments.concurrency, arguments.backend,
                                (arguments.budget, arguments.burst), arguments.data, arguments.progress,
-                               arguments.budget_scope, arguments.max_minutes * 60 if arguments.max_minutes else None)
+                               arguments.budget_scope, _max_seconds(arguments))
     elif arguments.backend != "sqlite":
         parser.error("the in-process worker runs on SQLite; give --workers N for PostgreSQL")
     else:
