@@ -25,11 +25,11 @@ CONNECTOR = "CrosswareInboundConnector"
 
 
 @pytest.fixture
-def environment(tmp_path, simulator_factory, monkeypatch):
+def environment(tmp_path, simulator_factory, monkeypatch, store_url):
     # NOTE: requests prefers these variables over the CA bundle the token provider passes to MSAL.
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    environment, stops = start_environment(tmp_path, simulator_factory, [make_tenant(TENANT, "drifttenant.onmicrosoft.com")])
+    environment, stops = start_environment(tmp_path, simulator_factory, [make_tenant(TENANT, "drifttenant.onmicrosoft.com")], store_url)
     environment.add(TENANT, "drifttenant.onmicrosoft.com")
     assert environment.upgrade(TENANT) == UpgradeState.COMPLETED.value
     yield environment

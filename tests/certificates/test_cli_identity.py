@@ -35,6 +35,23 @@ def tenanttls(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture(autouse=True)
+def database_url(store_backend, new_store_url, monkeypatch):
+    """On PostgreSQL, a fresh database that the CLI finds through ``TENANTTLS_DATABASE_URL``.
+
+    On SQLite there is none: the store is the data folder's tenanttls.db, as `--data` implies.
+    """
+    if store_backend == "sqlite":
+        return None
+    url = new_store_url()
+    monkeypatch.setenv("TENANTTLS_DATABASE_URL", url)
+    return url
+
+
+def _store_url(folder) -> str:
+    return os.environ.get("TENANTTLS_DATABASE_URL") or f"sqlite:///{folder / 'tenanttls.db'}"
+
+
 @pytest.fixture
 def environment():
     return {"TEST_KEK": base64.b64encode(KEY).decode(), "TENANTTLS_KEY_ENCRYPTION_KEY": "env:TEST_KEK"}
@@ -42,7 +59,8 @@ def environment():
 
 def _make_data(folder, issued_days_ago: int):
     """Create a store with one tenant, its identity and a local-CA certificate issued `issued_days_ago`."""
-    store = open_store(f"sqlite:///{folder / 'tenanttls.db'}", create=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    store = open_store(_store_url(folder), create=True)
     clock = ManualClock(SystemClock().now() - timedelta(days=issued_days_ago))
     with store.engine.begin() as connection:
         connection.execute(
@@ -95,7 +113,7 @@ def test_show_tenant_not_in_store(data, environment):
 
 
 def test_show_tenant_without_identity(data, environment):
-    store = open_store(f"sqlite:///{data / 'tenanttls.db'}")
+    store = open_store(_store_url(data))
     with store.engine.begin() as connection:
         connection.execute(
             insert(tenants).values(
@@ -177,7 +195,7 @@ def test_renew_dry_run_without_key_encryption_key(tmp_path):
 
 def test_renew_skips_released_identity(tmp_path, environment):
     data = _make_data(tmp_path / "data", issued_days_ago=80)
-    store = open_store(f"sqlite:///{data / 'tenanttls.db'}")
+    store = open_store(_store_url(data))
     name = IdentityService(store.engine, "crosswaretls.com", SystemClock()).release(TENANT).name
     store.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
 
 from tenanttls.certificates import repository
 from tenanttls.certificates.issuer import IssuedCertificate
@@ -28,9 +27,7 @@ def _store_keys(engine) -> None:
         repository.insert_certificate(connection, None, _issued("old.crosswaretls.test"), b"\x09old format", NOW)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_count_key_ids(backend, request):
-    store = request.getfixturevalue("store" if backend == "sqlite" else "postgres_store")
+def test_count_key_ids(store):
     _store_keys(store.engine)
 
     with store.engine.connect() as connection:

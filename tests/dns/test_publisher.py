@@ -12,6 +12,12 @@ from tenanttls.errors import ConfigurationError, DnsError, InvalidInput
 from tests.fixtures.dns import free_port, publisher_for
 
 
+@pytest.fixture
+def store_backend() -> str:
+    """These tests are about the RFC 2136 wire; the built-in server's store runs on SQLite only."""
+    return "sqlite"
+
+
 @pytest.fixture(params=[pytest.param("knot", marks=pytest.mark.knot), "builtin"])
 def server(request):
     """Each publisher test runs against Knot and against the built-in server."""

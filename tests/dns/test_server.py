@@ -14,7 +14,6 @@ from tenanttls.dns.publisher import Rfc2136Publisher, lookup_txt
 from tenanttls.dns.server import BuiltinDnsServer
 from tenanttls.dns.tsig import TsigKey
 from tenanttls.errors import DnsError, InvalidInput
-from tenanttls.store import schema
 from tenanttls.store.schema import dns_records
 from tests.fixtures.dns import publisher_for
 
@@ -223,9 +222,8 @@ def test_prerequisites(builtin_dns, prepare, rcode):
     assert added == (["added"] if rcode == dns.rcode.NOERROR else [])
 
 
-def test_zone_kept_in_store_across_restart(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'dns.db'}")
-    schema.metadata.create_all(engine)
+def test_zone_kept_in_store_across_restart(store):
+    engine = store.engine
     with BuiltinDnsServer(engine, ZONE) as server:
         publisher_for(server).add_txt(f"abc.{ZONE}", "MS=ms87654321")
 
@@ -238,11 +236,8 @@ def test_zone_kept_in_store_across_restart(tmp_path):
     assert stored == ['"MS=ms87654321"']
 
 
-def test_unsigned_updates_accepted_without_key(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'dns.db'}")
-    schema.metadata.create_all(engine)
-
-    with BuiltinDnsServer(engine, ZONE) as server:
+def test_unsigned_updates_accepted_without_key(store):
+    with BuiltinDnsServer(store.engine, ZONE) as server:
         Rfc2136Publisher(server.host, server.port, ZONE, None).add_txt(f"abc.{ZONE}", "value")
         values = lookup_txt(server.host, server.port, f"abc.{ZONE}")
 
@@ -269,10 +264,8 @@ def test_port_before_start_raises(tmp_path):
         server.port
 
 
-def test_port_in_use_raises(builtin_dns, tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
-    schema.metadata.create_all(engine)
-    server = BuiltinDnsServer(engine, ZONE, port=builtin_dns.port)
+def test_port_in_use_raises(builtin_dns, store):
+    server = BuiltinDnsServer(store.engine, ZONE, port=builtin_dns.port)
 
     with pytest.raises(DnsError, match="cannot bind the built-in DNS server"):
         server.start()
@@ -286,11 +279,8 @@ def test_port_out_of_range_rejected(tmp_path, port):
         BuiltinDnsServer(engine, ZONE, port=port)
 
 
-def test_ipv6_address_in_brackets(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'dns.db'}")
-    schema.metadata.create_all(engine)
-
-    with BuiltinDnsServer(engine, ZONE, host="::1") as server:
+def test_ipv6_address_in_brackets(store):
+    with BuiltinDnsServer(store.engine, ZONE, host="::1") as server:
         address, port = server.address, server.port
 
     assert address == f"[::1]:{port}"

@@ -26,6 +26,12 @@ def tenant():
 
 
 @pytest.fixture
+def store_backend() -> str:
+    """The Graph client never reads the store; the DNS server's store runs on SQLite only."""
+    return "sqlite"
+
+
+@pytest.fixture
 def simulator(simulator_factory, builtin_dns, tenant):
     return simulator_factory({"tenants": [tenant]}, dns_nameserver=builtin_dns.address)
 

@@ -65,7 +65,7 @@ class EngineEnvironment:
     def write_config(self) -> Path:
         """Write DATA/tenanttls.toml with these settings, so CLI commands given --data DATA use this environment."""
         keys = ("login_url", "graph_url", "exchange_url", "client_id", "client_certificate", "client_key",
-                "microsoft_ca_bundle", "key_encryption_key", "dns_backend", "dns_server")
+                "microsoft_ca_bundle", "key_encryption_key", "dns_backend", "dns_server", "database_url")
         lines = ["[tenanttls]", f'data_dir = "{self.settings.data_dir}"']
         lines += [f'{key} = "{getattr(self.settings, key)}"' for key in keys]
         path = Path(self.settings.data_dir) / "tenanttls.toml"
@@ -89,8 +89,10 @@ class EngineEnvironment:
         }
 
 
-def start_environment(tmp_path: Path, simulator_factory: Callable[..., Any], tenants: list[dict[str, Any]]) -> tuple[EngineEnvironment, list[Callable[[], None]]]:
-    """Start the DNS server, simulator and engine; return the environment and its stop functions."""
+def start_environment(
+    tmp_path: Path, simulator_factory: Callable[..., Any], tenants: list[dict[str, Any]], store_url: str
+) -> tuple[EngineEnvironment, list[Callable[[], None]]]:
+    """Start the DNS server, simulator and engine on the store at `store_url`; return the environment and its stop functions."""
     from tenanttls.dns.server import BuiltinDnsServer
     from tenanttls.migration.credentials import write_app_credentials, write_key_encryption_key
     from tenanttls.migration.wiring import build_context
@@ -99,7 +101,7 @@ def start_environment(tmp_path: Path, simulator_factory: Callable[..., Any], ten
     clock = ManualClock(datetime.now(timezone.utc))
     credentials = write_app_credentials(tmp_path / "app")
     key_reference = write_key_encryption_key(tmp_path / "secrets" / "kek.key")
-    store = open_store(f"sqlite:///{tmp_path / 'tenanttls.db'}", create=True)
+    store = open_store(store_url, create=True)
     stops: list[Callable[[], None]] = [store.close]
 
     dns_server = BuiltinDnsServer(store.engine, "crosswaretls.com", host="127.0.0.1", port=0, clock=clock).start()
@@ -112,6 +114,7 @@ def start_environment(tmp_path: Path, simulator_factory: Callable[..., Any], ten
 
     settings = Settings(
         data_dir=tmp_path,
+        database_url=store_url,
         login_url=simulator.base_url,
         graph_url=simulator.base_url,
         exchange_url=simulator.base_url,

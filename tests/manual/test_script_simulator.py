@@ -18,7 +18,7 @@ NO_CONSENT_TENANT = "0a1b2c3d-0000-4000-8000-00000000000c"
 
 
 @pytest.fixture
-def environment(tmp_path, simulator_factory, monkeypatch):
+def environment(tmp_path, simulator_factory, monkeypatch, store_url):
     # NOTE: requests prefers these variables over the CA bundle that the token provider passes
     # to MSAL, so the simulator's CA would not be trusted while they are set.
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
@@ -28,7 +28,7 @@ def environment(tmp_path, simulator_factory, monkeypatch):
         make_tenant(SCRIPT_TENANT, "scripttenant.onmicrosoft.com", accepted_domains=["fabrikam.com"]),
         make_tenant(NO_CONSENT_TENANT, "noconsent.onmicrosoft.com", consent=False),
     ]
-    environment, stops = start_environment(tmp_path, simulator_factory, tenants)
+    environment, stops = start_environment(tmp_path, simulator_factory, tenants, store_url)
     environment.add(ENGINE_TENANT, "enginetenant.onmicrosoft.com")
     environment.add(SCRIPT_TENANT, "scripttenant.onmicrosoft.com")
     environment.add(NO_CONSENT_TENANT, "noconsent.onmicrosoft.com")

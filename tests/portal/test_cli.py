@@ -33,6 +33,8 @@ def _settings_file(path: Path, settings) -> Path:
         "dns_server": settings.dns_server,
         "provider_tenant_id": PROVIDER_TENANT,
     }
+    if settings.database_url:
+        values["database_url"] = settings.database_url
     lines = ["[tenanttls]"] + [f'{key} = "{value}"' for key, value in values.items()]
     path.write_text("\n".join(lines) + "\n")
     return path

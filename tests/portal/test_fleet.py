@@ -21,16 +21,12 @@ def _tenant_id(number: int) -> str:
     return str(uuid.UUID(int=number + 1))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request):
-    """A migrated store on SQLite, then on PostgreSQL, whose text ranges follow the database's collation."""
-    return request.getfixturevalue("store" if request.param == "sqlite" else "postgres_store")
-
-
 @pytest.fixture
-def fleet(any_store):
-    """30 tenants: 25 awaiting consent, 3 in grace, 2 needing attention; tenant 7 has a unique name."""
-    store = any_store
+def fleet(store):
+    """30 tenants: 25 awaiting consent, 3 in grace, 2 needing attention; tenant 7 has a unique name.
+
+    The store runs on each backend, whose text ranges follow the database's collation.
+    """
     with store.write() as connection:
         for number in range(30):
             tenant_id = _tenant_id(number)

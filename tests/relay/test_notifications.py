@@ -79,6 +79,7 @@ def test_reconnect_forgets_cache(listening):
     assert listener.connected.wait(15)
 
 
+@pytest.mark.parametrize("store_backend", ["sqlite"])
 def test_sqlite_store_has_no_listener(store):
     reader = AssignmentReader(store.engine)
 
