@@ -27,7 +27,7 @@ from tenanttls.config import Settings, load_settings
 from tenanttls.errors import InvalidInput
 from tenanttls.migration.safety import Overrides
 from tenanttls.migration.states import UpgradeState, progress
-from tenanttls.store.db import open_store, safe_url
+from tenanttls.store.db import open_store, safe_url, set_process_role
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
 def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
+    # Every command but the worker loads its settings here before it opens a store,
+    # so its connections report tenanttls-cli.
+    set_process_role("cli")
     return load_settings(config, data_dir=data)
 
 
@@ -337,6 +340,7 @@ def worker(
 
     grace, drift_interval = _duration_with_unit(grace), _duration_with_unit(drift_interval)
     settings = load_settings(config, data_dir=data, grace=grace, drift_interval=drift_interval)
+    set_process_role("worker")
     context = build_context(settings)
     runner = Worker(context, concurrency=concurrency, poll_interval=poll, periodic=_periodic_tasks(context, settings))
     if metrics_port is not None:

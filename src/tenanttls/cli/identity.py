@@ -18,7 +18,7 @@ from tenanttls.clock import SystemClock
 from tenanttls.config import Settings, find_config_file, load_settings
 from tenanttls.domain.names import is_guid, validate_domain_name, validate_tenant
 from tenanttls.errors import InvalidInput, NotFoundError
-from tenanttls.store.db import open_store
+from tenanttls.store.db import open_store, set_process_role
 from tenanttls.store.schema import tenants
 
 # The help names the TOML table in words: brackets are markup when typer renders help with rich,
@@ -184,6 +184,7 @@ def serve(
     settings = _settings(config, data)
     default_host, default_port = parse_server(settings.dns_server)
     tsig = TsigKey.from_reference(settings.dns_tsig_key) if settings.dns_tsig_key else None
+    set_process_role("dns")
     store = open_store(settings.database)
 
     stopped = threading.Event()
@@ -210,6 +211,9 @@ def serve(
 
 
 def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
+    # Every command loads its settings here before it opens a store, so its connections
+    # report tenanttls-cli. dns serve then sets its own role.
+    set_process_role("cli")
     return load_settings(find_config_file(config, data), data_dir=data)
 
 

@@ -35,6 +35,11 @@ EXPORT_OPTION = typer.Option(
 
 
 def _settings(config: Optional[Path], data: Optional[Path]) -> Settings:
+    from tenanttls.store.db import set_process_role
+
+    # Every command loads its settings here before it opens a store, so its connections
+    # report tenanttls-cli.
+    set_process_role("cli")
     return load_settings(config, data_dir=data)
 
 

@@ -60,8 +60,10 @@ def register(app: typer.Typer) -> None:
         from tenanttls.config import load_settings
         from tenanttls.portal import build_portal
         from tenanttls.portal.app import create_app
+        from tenanttls.store.db import set_process_role
 
         settings = load_settings(config, data_dir=data)
+        set_process_role("portal")
         sock = _listen(host, port)
         bound = sock.getsockname()[1]
         listen_url = f"http://{host}:{bound}" if ":" not in host else f"http://[{host}]:{bound}"

@@ -110,8 +110,9 @@ async def _run_relay(settings, relay_settings, port_file: Optional[Path], metric
     from tenanttls.relay.notifications import AssignmentListener, listens
     from tenanttls.relay.server import Relay
     from tenanttls.relay.wiring import key_pairs_from
-    from tenanttls.store.db import open_store
+    from tenanttls.store.db import open_store, set_process_role
 
+    set_process_role("relay")
     store = open_store(settings.database)
     relay = Relay(relay_settings, engine=store.engine, key_pairs=key_pairs_from(settings, store.engine))
     stopped = asyncio.Event()

@@ -9,7 +9,9 @@ and raises `StoreError` naming both revisions and the fix when it is not.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +43,12 @@ URL_FORMS = "use 'sqlite:///PATH' or 'postgresql://USER:PASSWORD@HOST:PORT/DATAB
 # it runs threads at once. Up to POOL_OVERFLOW more are opened and closed for bursts.
 POOL_SIZE = 32
 POOL_OVERFLOW = 32
+
+# PostgreSQL keeps the first 63 bytes of an application_name (NAMEDATALEN - 1) and drops the rest.
+APPLICATION_NAME_MAX_BYTES = 63
+
+# The role in this process's application_name (set by `set_process_role`); None: no role.
+_process_role: str | None = None
 
 
 @dataclass
@@ -85,12 +93,38 @@ def head_revision() -> str:
     return head
 
 
+def set_process_role(role: str | None) -> None:
+    """Name the PostgreSQL connections of the stores this process opens from now on after `role`.
+
+    Each entry point calls it once, before it opens a store: ``worker``, ``relay``,
+    ``portal``, ``dns`` or ``cli``. None restores the name without a role, ``tenanttls@HOST:PID``.
+    """
+    global _process_role
+    _process_role = role
+
+
+def application_name() -> str:
+    """Return the name this process's PostgreSQL connections report: ``tenanttls-ROLE@HOST:PID``.
+
+    HOST:PID is the start of a worker's lease owner, so a lease found in the store
+    leads to the worker's connections in ``pg_stat_activity``. A long host name is
+    shortened so that the name, pid included, fits in `APPLICATION_NAME_MAX_BYTES`.
+    """
+    prefix = f"tenanttls-{_process_role}" if _process_role else "tenanttls"
+    host = socket.gethostname().encode("ascii", "replace").decode("ascii")
+    suffix = f":{os.getpid()}"
+    room = APPLICATION_NAME_MAX_BYTES - len(prefix) - 1 - len(suffix)
+    return f"{prefix}@{host[:max(room, 0)]}{suffix}"
+
+
 def create_store_engine(url: str) -> Engine:
     """Return an engine for `url`, with SQLite set up for several threads and processes.
 
     SQLite runs in WAL mode with a busy timeout, so the worker's threads, a second
     worker process and the CLI can share one file. Both backends keep up to
-    `POOL_SIZE` connections open for reuse.
+    `POOL_SIZE` connections open for reuse. PostgreSQL connections carry
+    `application_name()` as libpq's ``fallback_application_name``, so an
+    ``application_name`` in the URL's query or in ``PGAPPNAME`` still wins.
     """
     try:
         parsed = make_url(url)
@@ -110,6 +144,8 @@ def create_store_engine(url: str) -> Engine:
         raise StoreError(f"invalid database URL {safe_url(url)}: port {port} is out of range (1 to 65535); {URL_FORMS}")
 
     if parsed.get_backend_name() != "sqlite":
+        if "fallback_application_name" not in parsed.query:
+            parsed = parsed.update_query_dict({"fallback_application_name": application_name()})
         return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
     database = parsed.database
