@@ -80,6 +80,17 @@ def test_unusable_against_exchange_logged(tmp_path, clock, caplog):
     assert "Exchange Online does not trust this CA" in caplog.text
 
 
+def test_unusable_warning_once_per_ca(tmp_path, clock, caplog):
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            LocalCaIssuer(tmp_path / "ca", clock=clock)
+        LocalCaIssuer(tmp_path / "other", clock=clock)
+
+    warnings = [record.getMessage() for record in caplog.records if "local CA in use" in record.getMessage()]
+    assert len(warnings) == 2
+    assert str(tmp_path / "other") in warnings[1]
+
+
 def test_key_never_logged(tmp_path, clock, caplog):
     issuer = LocalCaIssuer(tmp_path / "ca", clock=clock)
 

@@ -42,6 +42,22 @@ _CA_LIFETIME = timedelta(days=3650)
 _BACKDATE = timedelta(minutes=5)
 
 
+_warned_ca_dirs: set[Path] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(ca_dir: Path) -> None:
+    """Log the local-CA warning the first time this process opens `ca_dir`.
+
+    The portal and the worker open an issuer for many requests; one warning per CA is enough.
+    """
+    with _warned_lock:
+        if ca_dir in _warned_ca_dirs:
+            return
+        _warned_ca_dirs.add(ca_dir)
+    logger.warning("local CA in use: ca_dir=%s; %s", ca_dir, UNUSABLE_WARNING)
+
+
 class LocalCaIssuer:
     """Issue leaf certificates (CN and SAN exactly the name, clientAuth + serverAuth) from a local CA."""
 
@@ -58,7 +74,7 @@ class LocalCaIssuer:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._root, self._intermediate, self._intermediate_key = self._load_or_create()
-        logger.warning("local CA in use: ca_dir=%s; %s", self._ca_dir, UNUSABLE_WARNING)
+        _warn_once(self._ca_dir)
 
     @property
     def ca_path(self) -> Path:
