@@ -34,7 +34,6 @@ import platform
 import ssl
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ import httpx
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
+from benchdata import add_keep_data_option, data_folder  # noqa: E402
 from tenanttls.exchange.client import ANCHOR_MAILBOX, EXCHANGE_SCOPE, ExchangeClient  # noqa: E402
 from tenanttls.graph.client import GRAPH_SCOPE, GraphDomainsClient  # noqa: E402
 from tenanttls.identity.tokens import TokenProvider  # noqa: E402
@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10, help="number of simulated tenants (default 10)")
     parser.add_argument("--calls", type=int, default=300, help="calls per measurement (default 300)")
     parser.add_argument("--threads", type=int, default=8, help="threads for the concurrent runs (default 8)")
+    add_keep_data_option(parser)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -166,8 +167,8 @@ def main() -> None:
     tenants = [make_tenant() for _ in range(arguments.tenants)]
     tenant_ids = [tenant["tenant_id"] for tenant in tenants]
 
-    with tempfile.TemporaryDirectory() as folder:
-        simulator = Simulator(Path(folder), seed=make_seed(credentials, tenants)).start()
+    with data_folder("tenanttls-clients-bench-", keep=arguments.keep_data) as folder:
+        simulator = Simulator(folder, seed=make_seed(credentials, tenants)).start()
         try:
             tokens = TokenProvider(
                 credentials.client_id,

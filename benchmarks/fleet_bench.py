@@ -44,6 +44,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchdata import add_keep_data_option, finish, new_folder, print_note  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
 
 from tenanttls.clock import OffsetClock
@@ -89,11 +90,19 @@ def _now():
 
 
 class Bench:
-    """The simulator, the built-in DNS server and a store of `backend`, with the fleet imported and consented."""
+    """The simulator, the built-in DNS server and a store of `backend`, with the fleet imported and consented.
+
+    Without `data` it works in a new temporary folder, which `close` removes unless
+    `keep_data`. A `data` folder belongs to the user and is never removed.
+    """
 
     def __init__(self, tenants: int, backend: str, data: Path | None, budget: tuple[float, int] | None,
-                 scope: str = "store") -> None:
-        self.data_dir = prepare_data_dir(data)
+                 scope: str = "store", keep_data: bool = False) -> None:
+        if data is not None:
+            print_note(f"data folder (given): {data}")
+        self.keep_data = keep_data
+        self.temporary_data = data is None
+        self.data_dir = prepare_data_dir(data or new_folder("tenanttls-fleet-bench-"))
         self.clock = OffsetClock()
         self.fleet = generate_fleet(tenants, awkward=False, seed=7)
         self.postgres = PostgresServer().start() if backend == "postgresql" else None
@@ -139,12 +148,15 @@ class Bench:
     def finished(self) -> bool:
         return all(UpgradeState(state) in TERMINAL for state in self.counts())
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
+        """Stop the servers, then remove the data folders unless they are kept or the run failed."""
         self.simulator.stop()
         self.dns_server.stop()
         self.store.close()
         if self.postgres:
-            self.postgres.stop()
+            self.postgres.stop(keep=self.keep_data, failed=failed)
+        if self.temporary_data:
+            finish(self.data_dir, keep=self.keep_data, failed=failed)
 
 
 def _progress(bench: Bench, started: float, every: float) -> threading.Event:
@@ -159,9 +171,10 @@ def _progress(bench: Bench, started: float, every: float) -> threading.Event:
     return stop
 
 
-def run(tenants: int, concurrency: int, data: Path | None, progress_every: float) -> dict:
+def run(tenants: int, concurrency: int, data: Path | None, progress_every: float, keep_data: bool = False) -> dict:
     """Run one worker in this process (the first version of this benchmark), on SQLite."""
-    bench = Bench(tenants, "sqlite", data, None)
+    bench = Bench(tenants, "sqlite", data, None, keep_data=keep_data)
+    completed = False
     try:
         options = EngineOptions(grace=timedelta(seconds=1), lease=timedelta(minutes=2), retry_base=timedelta(milliseconds=200),
                                 retry_cap=timedelta(seconds=2), consent_poll=timedelta(seconds=1),
@@ -184,8 +197,9 @@ def run(tenants: int, concurrency: int, data: Path | None, progress_every: float
         report = fleet_report(bench.store, bench.clock.now(), wall)
         context.close()
         calls_seen = _simulator_calls(bench)
+        completed = True
     finally:
-        bench.close()
+        bench.close(failed=not completed)
 
     result = _figures(bench, report, wall, calls_seen, None)
     result.update({
@@ -202,7 +216,8 @@ def run(tenants: int, concurrency: int, data: Path | None, progress_every: float
 
 
 def run_processes(tenants: int, workers: int, concurrency: int, backend: str, budget: tuple[float, int],
-                  data: Path | None, progress_every: float, scope: str = "store", max_seconds: float | None = None) -> dict:
+                  data: Path | None, progress_every: float, scope: str = "store", max_seconds: float | None = None,
+                  keep_data: bool = False) -> dict:
     """Run `workers` ``tenanttls worker`` processes on one store.
 
     With `scope` "store" they all draw from the store's request budget. With "process"
@@ -210,9 +225,10 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
     `max_seconds` the run stops then, finished or not, and the figures count the
     tenants completed by that time.
     """
-    bench = Bench(tenants, backend, data, budget, scope)
+    bench = Bench(tenants, backend, data, budget, scope, keep_data)
     processes: list[subprocess.Popen] = []
     cpu_seconds = 0.0
+    completed = False
     try:
         config = bench.data_dir / "worker.toml"
         _write_worker_config(bench.settings, config)
@@ -246,11 +262,12 @@ def run_processes(tenants: int, workers: int, concurrency: int, backend: str, bu
             cpu_seconds += usage.ru_utime + usage.ru_stime
         report = fleet_report(bench.store, bench.clock.now(), wall)
         calls_seen = _simulator_calls(bench)
+        completed = True
     finally:
         for process in processes:
             if process.returncode is None:
                 process.kill()
-        bench.close()
+        bench.close(failed=not completed)
 
     result = _figures(bench, report, wall, calls_seen, budget)
     result["request_budget"]["scope"] = scope
@@ -343,7 +360,7 @@ def run_matrix(pairs: list[tuple[int, str]], arguments: argparse.Namespace) -> l
               file=sys.stderr, flush=True)
         result = run_processes(arguments.tenants, workers, arguments.concurrency, backend,
                                (arguments.budget, arguments.burst), None, arguments.progress, arguments.budget_scope,
-                               _max_seconds(arguments))
+                               _max_seconds(arguments), arguments.keep_data)
         result["load_average_at_start"] = load
         print_summary(result)
         results.append(result)
@@ -394,7 +411,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=2000, help="simulated tenants (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="tenants the worker runs at once (default 16)")
-    parser.add_argument("--data", type=Path, default=None, help="empty data folder (default: a new temporary folder)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="empty data folder, kept after the run (default: a new temporary folder, removed after the run)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--progress", type=float, default=10.0, help="seconds between progress lines on stderr")
     parser.add_argument("--workers", type=int, default=0,
@@ -410,6 +428,7 @@ def main() -> None:
                         help="run several configurations in turn, e.g. 1:sqlite,1:postgresql,2:postgresql,4:postgresql")
     parser.add_argument("--max-minutes", type=float, default=0,
                         help="with --workers or --matrix: stop each run after this many minutes (default: run to the end)")
+    add_keep_data_option(parser)
     arguments = parser.parse_args()
     if arguments.tenants < 1:
         parser.error(f"invalid --tenants {arguments.tenants}: give 1 or more")
@@ -425,11 +444,11 @@ def main() -> None:
     if arguments.workers > 0:
         result = run_processes(arguments.tenants, arguments.workers, arguments.concurrency, arguments.backend,
                                (arguments.budget, arguments.burst), arguments.data, arguments.progress,
-                               arguments.budget_scope, _max_seconds(arguments))
+                               arguments.budget_scope, _max_seconds(arguments), arguments.keep_data)
     elif arguments.backend != "sqlite":
         parser.error("the in-process worker runs on SQLite; give --workers N for PostgreSQL")
     else:
-        result = run(arguments.tenants, arguments.concurrency, arguments.data, arguments.progress)
+        result = run(arguments.tenants, arguments.concurrency, arguments.data, arguments.progress, arguments.keep_data)
 
     print_summary(result)
     if arguments.json:

@@ -23,7 +23,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
+from benchdata import add_keep_data_option, data_folder  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
 from tenanttls.migration.credentials import write_app_credentials, write_key_encryption_key  # noqa: E402
 from tenanttls.relay.demo_pki import RelayPki  # noqa: E402
@@ -142,14 +142,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tenants", default="0,100000", help="comma-separated tenant counts (default 0,100000)")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="postgresql")
+    add_keep_data_option(parser)
     arguments = parser.parse_args()
     counts = [int(value) for value in arguments.tenants.split(",")]
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
           f"Python {platform.python_version()}; store: {arguments.backend}")
     postgres = PostgresServer().start() if arguments.backend == "postgresql" else None
-    with tempfile.TemporaryDirectory(prefix="footprint-bench-") as temporary:
-        folder = Path(temporary)
+    finished = False
+    with data_folder("tenanttls-footprint-bench-", keep=arguments.keep_data) as folder:
         simulator = Simulator(folder / "simulator").start()
         pki = RelayPki(folder / "relay-pki")
         try:
@@ -164,10 +165,11 @@ def main() -> None:
                     figures = measure(component, config)
                     print(f"  {component:<7} start-up {figures['startup_seconds']:5.2f} s, RSS {figures['rss_after_scrape_mib']:6.1f} MiB "
                           f"after the first /metrics scrape, {figures['rss_after_5s_mib']:6.1f} MiB 5 s later")
+            finished = True
         finally:
             simulator.stop()
             if postgres:
-                postgres.stop()
+                postgres.stop(keep=arguments.keep_data, failed=not finished)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import logging
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +34,7 @@ from sqlalchemy import create_engine
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
+from benchdata import add_keep_data_option, data_folder  # noqa: E402
 from tenanttls.certificates.acme_issuer import AcmeAccounts, AcmeIssuer  # noqa: E402
 from tenanttls.certificates.identities import IdentityService  # noqa: E402
 from tenanttls.certificates.keystore import KeyStore  # noqa: E402
@@ -53,30 +53,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=200, help="TXT records to add and then remove (default 200)")
     parser.add_argument("--identities", type=int, default=10, help="identities to issue per issuer (default 10)")
+    add_keep_data_option(parser)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
     print(f"machine: {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}")
-    workspace = Path(tempfile.mkdtemp(prefix="tenanttls-bench-"))
-    engine = create_engine(f"sqlite:///{workspace / 'bench.db'}")
-    schema.metadata.create_all(engine)
+    with data_folder("tenanttls-identity-bench-", keep=arguments.keep_data) as workspace:
+        engine = create_engine(f"sqlite:///{workspace / 'bench.db'}")
+        schema.metadata.create_all(engine)
 
-    knot = KnotServer().start()
-    pebble = PebbleServer(knot.address).start()
-    builtin = BuiltinDnsServer(engine, "builtin.test", tsig=TsigKey.generate("bench-update")).start()
-    try:
-        measure_updates("Knot", knot, arguments.updates)
-        measure_updates("built-in server", builtin, arguments.updates)
+        knot = KnotServer().start()
+        pebble = PebbleServer(knot.address).start()
+        builtin = BuiltinDnsServer(engine, "builtin.test", tsig=TsigKey.generate("bench-update")).start()
+        try:
+            measure_updates("Knot", knot, arguments.updates)
+            measure_updates("built-in server", builtin, arguments.updates)
 
-        accounts = AcmeAccounts(engine, KeyStore(bytes(32)))
-        acme = AcmeIssuer(pebble.directory_url, publisher_for(knot), accounts, pebble.tls_ca_path, roots=pebble.roots())
-        measure_issuance("ACME (Pebble, DNS-01 via Knot)", engine, acme, knot.zone, arguments.identities)
-        local = LocalCaIssuer(workspace / "ca")
-        measure_issuance("local CA", engine, local, knot.zone, arguments.identities)
-    finally:
-        builtin.stop()
-        pebble.stop()
-        knot.stop()
+            accounts = AcmeAccounts(engine, KeyStore(bytes(32)))
+            acme = AcmeIssuer(pebble.directory_url, publisher_for(knot), accounts, pebble.tls_ca_path, roots=pebble.roots())
+            measure_issuance("ACME (Pebble, DNS-01 via Knot)", engine, acme, knot.zone, arguments.identities)
+            local = LocalCaIssuer(workspace / "ca")
+            measure_issuance("local CA", engine, local, knot.zone, arguments.identities)
+        finally:
+            builtin.stop()
+            pebble.stop()
+            knot.stop()
+            engine.dispose()
 
 
 def measure_updates(label: str, server, count: int) -> None:

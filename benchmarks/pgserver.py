@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from benchdata import finish, print_note
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -31,6 +33,7 @@ class PostgresServer:
         self.port = 0
 
     def start(self) -> "PostgresServer":
+        print_note(f"PostgreSQL data folder: {self.root}")
         if not (PG_BIN / "initdb").exists():
             raise SystemExit(f"PostgreSQL 15 binaries not found in {PG_BIN}; install them with: apt-get install postgresql-15")
         if os.geteuid() == 0:
@@ -65,6 +68,7 @@ class PostgresServer:
         admin.dispose()
         return self.url(name)
 
-    def stop(self) -> None:
+    def stop(self, *, keep: bool = False, failed: bool = False) -> None:
+        """Stop the server, then remove its folder unless `keep` or `failed` is true."""
         _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
+        finish(self.root, keep=keep, failed=failed, label="PostgreSQL data folder")

@@ -36,7 +36,6 @@ import socket
 import sqlite3
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -51,6 +50,7 @@ import itsdangerous  # noqa: E402
 import uvicorn  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
+from benchdata import add_keep_data_option, data_folder  # noqa: E402
 from tenanttls.clock import SystemClock  # noqa: E402
 from tenanttls.portal.app import SESSION_COOKIE, create_app  # noqa: E402
 from tenanttls.portal.config import PortalConfig  # noqa: E402
@@ -173,10 +173,11 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=100_000, help="Tenants to put in the store (default 100000).")
     parser.add_argument("--requests", type=int, default=30, help="Timed requests per query (default 30).")
     parser.add_argument("--seed", type=int, default=7, help="Random seed of the generated fleet.")
+    add_keep_data_option(parser)
     arguments = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="portal-bench-") as folder:
-        url = f"sqlite:///{Path(folder) / 'tenanttls.db'}"
+    with data_folder("tenanttls-portal-bench-", keep=arguments.keep_data) as folder:
+        url = f"sqlite:///{folder / 'tenanttls.db'}"
         started = time.perf_counter()
         created = fill_store(url, arguments.tenants, arguments.seed)
         print(f"store: {arguments.tenants} tenants inserted in {time.perf_counter() - started:.1f} s")

@@ -39,7 +39,6 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiosmtplib  # noqa: E402
 
+from benchdata import add_keep_data_option, data_folder  # noqa: E402
 from relay_bench import Fleet  # noqa: E402
 from tenanttls.certificates.keystore import KeyStore  # noqa: E402
 from tenanttls.certificates.local_ca import LocalCaIssuer  # noqa: E402
@@ -307,14 +307,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=600, help="messages per run")
     parser.add_argument("--senders", type=int, default=4, help="parallel connections submitting to the relay")
     parser.add_argument("--repeat", type=int, default=3, help="runs per relay; the median is printed")
+    add_keep_data_option(parser)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
     version = subprocess.run([str(POSTFIX.parent / "postconf"), "-d", "mail_version"], capture_output=True, text=True).stdout.strip()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, Python "
           f"{platform.python_version()}, {ssl.OPENSSL_VERSION}, Postfix {version.split('=')[-1].strip()}")
-    with tempfile.TemporaryDirectory(prefix="postfix-bench-") as temporary:
-        folder = Path(temporary)
+    with data_folder("tenanttls-postfix-bench-", keep=arguments.keep_data) as folder:
         os.chmod(folder, 0o755)  # the postfix user reads the configuration and certificates below it
         pki = RelayPki(folder / "relay-pki")
         fleet = KeptKeyFleet(folder / "fleet", arguments.tenants)

@@ -33,7 +33,6 @@ import statistics
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -45,6 +44,7 @@ sys.path.insert(0, str(REPOSITORY / "src"))
 import aiosmtplib  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
+from benchdata import add_keep_data_option, data_folder  # noqa: E402
 from tenanttls.certificates.keystore import KeyStore  # noqa: E402
 from tenanttls.certificates.local_ca import LocalCaIssuer  # noqa: E402
 from tenanttls.relay import Relay, RelaySettings, RelayThread, StoreKeyPairs  # noqa: E402
@@ -231,6 +231,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration; the median is printed")
     parser.add_argument("--memory-tenants", type=int, default=10_000, help="tenant certificates loaded for the memory figure")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    add_keep_data_option(parser)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if arguments.child:
@@ -238,8 +239,7 @@ def main() -> None:
         return
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {ssl.OPENSSL_VERSION}")
-    with tempfile.TemporaryDirectory(prefix="relay-bench-") as temporary:
-        folder = Path(temporary)
+    with data_folder("tenanttls-relay-bench-", keep=arguments.keep_data) as folder:
         pki = RelayPki(folder / "relay-pki")
         fleet = Fleet(folder / "throughput", arguments.tenants)
         door = FrontDoor(fleet.views, certificate=pki.server_certificate, key=pki.server_key,
