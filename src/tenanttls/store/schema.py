@@ -107,6 +107,10 @@ upgrades = Table(
     # waiting worker reads the earliest lease expiry, so neither scans the whole table.
     Index("ix_upgrades_requested_next_attempt_at", "requested", "next_attempt_at", "tenant_id"),
     Index("ix_upgrades_lease_expires_at", "lease_expires_at"),
+    # When a worker last claimed the tenant's scheduled drift check; NULL before the first claim.
+    Column("drift_checked_at", UtcDateTime(), nullable=True),
+    # Drift claims read completed upgrades in the order of drift_checked_at.
+    Index("ix_upgrades_state_drift_checked_at", "state", "drift_checked_at"),
 )
 
 identities = Table(
