@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tenanttls.audit.drift import (
@@ -210,7 +212,7 @@ def test_scheduled_pass_records_drift(environment):
 
     environment.context.exchange.set_inbound_connector(TENANT, CONNECTOR, {"RequireTls": False})
 
-    result = check_completed_tenants(environment.context)
+    result = check_completed_tenants(environment.context, interval=timedelta(hours=6))
 
     assert result.checked == 1
     assert result.drifted == 1
@@ -228,7 +230,7 @@ def test_scheduled_pass_stops_when_asked(environment):
     stop = threading.Event()
     stop.set()
 
-    result = check_completed_tenants(environment.context, stop=stop)
+    result = check_completed_tenants(environment.context, interval=timedelta(hours=6), stop=stop)
 
     assert result.checked == 0
     assert latest_drift(environment.context, TENANT) is None

@@ -5,6 +5,9 @@
 Exchange's forms, and returns `DriftItem`s. `check_tenant` reads the live state
 through the engine's clients, records drift as an audit event and, when asked,
 repairs it through the engine's planner, safety gate and applier.
+`check_completed_tenants` is the workers' scheduled pass: the workers sharing a
+store claim due tenants through `tenanttls.store.drift_checks`, so each completed
+tenant is checked about once per drift interval by one of them.
 
 Audit events: ``drift.detected`` when a check finds drift; ``drift.repaired`` when a
 repair left nothing; ``drift.partially_repaired`` when something remains after a
@@ -17,8 +20,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from tenanttls.domain.exchange import AcceptedDomain, ConnectorSettings, InboundConnector
@@ -40,6 +44,7 @@ from tenanttls.migration.safety import Overrides, raise_for
 from tenanttls.migration.states import UpgradeState
 from tenanttls.store import relay_assignments
 from tenanttls.store.audit import AuditEvent, list_events, record_event
+from tenanttls.store.drift_checks import DriftClaim, claim_drift_checks, release_drift_claims
 from tenanttls.store.snapshots import find_snapshot
 from tenanttls.store.upgrades import get_upgrade, list_upgrades
 
@@ -262,33 +267,72 @@ class DriftPass:
     failed: int
 
 
-def check_completed_tenants(
-    context: EngineContext, *, stop: threading.Event | None = None, actor: str = "worker:drift"
-) -> DriftPass:
-    """Check every completed tenant for drift without repairing it, recording what is found.
+# How often each worker looks for completed tenants whose drift check is due. A look is
+# one small query, and a tenant waits at most this long after it becomes due.
+DRIFT_POLL_SECONDS = 60.0
 
-    A tenant whose check fails (Microsoft unreachable, consent revoked, state changed since
-    the list was read) is logged with its error and skipped, so one tenant never stops the
-    pass. Returns early when `stop` is set.
+# Tenants a worker claims at once. Small, so that workers looking at the same time
+# share the due tenants, and a worker that crashes delays few checks by an interval.
+DRIFT_CLAIM_BATCH = 10
+
+
+def check_completed_tenants(
+    context: EngineContext,
+    *,
+    interval: timedelta,
+    stop: threading.Event | None = None,
+    actor: str = "worker:drift",
+    batch: int = DRIFT_CLAIM_BATCH,
+) -> DriftPass:
+    """Check the completed tenants that no worker checked within `interval`, without repairing drift.
+
+    Steps: claim up to `batch` due tenants in the store, stamping them so that the
+    other workers sharing the store skip them. Check each one and record what is
+    found. Repeat until no tenant is due. A tenant checked in this pass is not due
+    again in it, so a pass ends even when it lasts longer than `interval`. A tenant whose
+    check fails (Microsoft unreachable, consent revoked, state changed since the
+    claim) is logged with its error and skipped, and it is due again after `interval`.
+    When `stop` is set, the pass restores the claims it has not checked and returns.
     """
-    checked = drifted = failed = 0
-    for tenant_id in completed_tenants(context):
-        if stop is not None and stop.is_set():
+    if interval <= timedelta(0):
+        raise ValueError(f"invalid drift interval {interval}: use a positive interval, or do not schedule the drift check")
+
+    cutoff = context.clock.now() - interval
+    counts: Counter[str] = Counter()
+    while stop is None or not stop.is_set():
+        claims = claim_drift_checks(context.store, cutoff, context.clock.now(), batch)
+        if not claims:
             break
+        _check_claims(context, claims, counts, stop, actor)
+
+    # Workers run a pass every DRIFT_POLL_SECONDS and most find nothing due, so only a pass with checks logs at INFO.
+    level = logging.INFO if sum(counts.values()) else logging.DEBUG
+    logger.log(
+        level, "drift pass finished: checked=%d drifted=%d failed=%d",
+        counts["checked"], counts["drifted"], counts["failed"],
+    )
+    return DriftPass(counts["checked"], counts["drifted"], counts["failed"])
+
+
+def _check_claims(
+    context: EngineContext, claims: list[DriftClaim], counts: Counter[str], stop: threading.Event | None, actor: str
+) -> None:
+    """Check each claimed tenant and count the outcome. When `stop` is set, restore the claims not yet checked."""
+    for index, claim in enumerate(claims):
+        if stop is not None and stop.is_set():
+            release_drift_claims(context.store, claims[index:])
+            return
 
         try:
-            report = check_tenant(context, tenant_id, actor=actor)
+            report = check_tenant(context, claim.tenant_id, actor=actor)
         except TenantTlsError as error:
-            failed += 1
-            logger.warning("drift check failed: tenant=%s error=%s", tenant_id, error)
+            counts["failed"] += 1
+            logger.warning("drift check failed: tenant=%s error=%s", claim.tenant_id, error)
             continue
 
-        checked += 1
+        counts["checked"] += 1
         if report.items:
-            drifted += 1
-
-    logger.info("drift pass finished: checked=%d drifted=%d failed=%d", checked, drifted, failed)
-    return DriftPass(checked, drifted, failed)
+            counts["drifted"] += 1
 
 
 def _completed_upgrade(context: EngineContext, tenant_id: str):  # type: ignore[no-untyped-def]

@@ -321,7 +321,7 @@ def worker(
     exit_when_idle: bool = typer.Option(False, "--exit-when-idle", help="Exit when no requested tenant is due or waiting (for scripts)."),
     grace: Optional[str] = typer.Option(None, "--grace", help="Grace period before the switch, such as 24h or 5s (overrides the setting)."),
     drift_interval: Optional[str] = typer.Option(
-        None, "--drift-interval", help="How often to check completed tenants for drift, such as 6h; 0 turns it off (overrides the setting)."
+        None, "--drift-interval", help="How often each completed tenant is checked for drift, such as 6h; 0 turns the check off in this worker (overrides the setting)."
     ),
     metrics_port: Optional[int] = typer.Option(
         None, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics on this port (0 picks a free one); off when not given."
@@ -332,8 +332,9 @@ def worker(
 
     Several workers may share one PostgreSQL store; a crashed worker's tenants are
     taken over when its leases expire. Logs every step with the tenant id (use -v).
-    Every drift interval (6h by default) the worker also checks completed tenants
-    for drift and records what it finds in their audit trail, without repairing it.
+    The workers sharing a store also check each completed tenant for drift once per
+    drift interval (6h by default), each tenant by one of them, and record what they
+    find in its audit trail without repairing it.
     """
     from tenanttls.migration.wiring import build_context
     from tenanttls.migration.worker import Worker
@@ -365,14 +366,16 @@ def worker(
 
 def _periodic_tasks(context, settings: Settings) -> tuple:
     """Return the worker's scheduled jobs: the drift check, unless its interval is 0."""
-    from tenanttls.audit.drift import check_completed_tenants
+    from tenanttls.audit.drift import DRIFT_POLL_SECONDS, check_completed_tenants
     from tenanttls.migration.worker import PeriodicTask
 
-    seconds = settings.drift_interval.total_seconds()
-    if seconds <= 0:
+    interval = settings.drift_interval
+    if interval.total_seconds() <= 0:
         return ()
-    # NOTE: each worker runs its own pass, so N workers check every tenant N times per interval.
-    return (PeriodicTask("drift", seconds, lambda stop: check_completed_tenants(context, stop=stop)),)
+    # Each worker looks for due tenants often, and the claims in the store let only one of
+    # them check a tenant per interval, so the checks spread over the workers.
+    period = min(interval.total_seconds(), DRIFT_POLL_SECONDS)
+    return (PeriodicTask("drift", period, lambda stop: check_completed_tenants(context, interval=interval, stop=stop)),)
 
 
 def _nothing_scheduled(context) -> bool:
