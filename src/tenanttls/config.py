@@ -15,11 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tenanttls.domain.durations import parse_duration
+from tenanttls.domain.durations import format_duration, parse_duration
 from tenanttls.domain.names import validate_domain_name
 from tenanttls.errors import ConfigurationError, InvalidInput
 
 ENV_PREFIX = "TENANTTLS_"
+# A longer window would keep a tenant whose consent was withdrawn from stopping for days.
+MAX_CONSENT_PROPAGATION = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class Settings:
     grace: timedelta = timedelta(hours=24)
     lease: timedelta = timedelta(minutes=5)
     max_attempts: int = 8
+    # How long after a recorded admin consent (`consented_at`) the engine waits for Microsoft to
+    # apply it. Until then a step whose token request fails for missing consent waits and runs
+    # again, and afterwards the tenant stops. 0 stops at the first failure. The default is an estimate.
+    consent_propagation: timedelta = timedelta(minutes=15)
     # How often each worker checks completed tenants for drift; 0 turns the check off.
     drift_interval: timedelta = timedelta(hours=6)
 
@@ -218,6 +224,11 @@ def validate_settings(settings: Settings) -> None:
         )
     if settings.max_attempts < 1:
         raise ConfigurationError(f"invalid max_attempts {settings.max_attempts}: use 1 or more")
+    if not timedelta(0) <= settings.consent_propagation <= MAX_CONSENT_PROPAGATION:
+        raise ConfigurationError(
+            f"invalid consent_propagation {settings.consent_propagation.total_seconds():g}s: "
+            f"use a duration from 0 to {format_duration(MAX_CONSENT_PROPAGATION)}, such as 15m (the default)"
+        )
 
 
 def resolve_secret(reference: str, *, what: str = "secret") -> bytes:

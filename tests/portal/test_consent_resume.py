@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 
@@ -42,15 +44,26 @@ def _events(portal, tenant_id: str) -> list:
         return list_events(connection, tenant_id)
 
 
+def _delay_consent(portal, tenant_id: str, delay: timedelta) -> None:
+    """Make the simulated tenant's next grant take effect for tokens only after `delay`."""
+    response = httpx.patch(
+        f"{portal.simulator.base_url}/_simulator/tenants/{tenant_id}", json={"delays": {"consent_seconds": delay.total_seconds()}},
+        verify=str(portal.simulator.ca_path),
+    )
+    assert response.status_code == 200, response.text
+
+
 @pytest.fixture
 def consent_stopped(portal):
     """Tenant B, stopped in needs_attention at the domain step because its consent was withdrawn.
 
     The engine has only an Exchange token after the consent step, so the domain step's
-    first Graph token request is the one that finds the consent missing.
+    first Graph token request is the one that finds the consent missing. The consent was
+    recorded longer ago than `consent_propagation`, so the step stops instead of waiting.
     """
     request_upgrades(portal.harness.store, [TENANT_B], now=portal.clock.now(), actor="test")
     portal.harness.run_until(TENANT_B, "domain")
+    portal.clock.advance(portal.harness.context.options.consent_propagation)
     _withdraw_consent(portal, TENANT_B)
     portal.harness.step(TENANT_B)
 
@@ -103,6 +116,44 @@ def test_regrant_after_consent_stop_resumes(consent_stopped):
     assert resumed[0].after["state"] == "domain"
 
     assert portal.harness.run_until(TENANT_B, "grace").state == "grace"
+
+
+def test_regrant_waits_for_propagation(consent_stopped):
+    portal = consent_stopped
+    _delay_consent(portal, TENANT_B, timedelta(minutes=10))
+    _grant_consent(portal, portal.signed_in(ADMIN_B), TENANT_B)
+    granted_at = portal.upgrade(TENANT_B).consented_at
+
+    report = portal.harness.step(TENANT_B)
+
+    assert report.kind == "wait"
+    upgrade = portal.upgrade(TENANT_B)
+    assert upgrade.state == "domain"
+    assert upgrade.last_error is None
+    assert upgrade.next_attempt_at > portal.clock.now()
+    assert upgrade.next_attempt_at <= granted_at + portal.harness.context.options.consent_propagation
+
+    assert portal.harness.run_until(TENANT_B, "grace").state == "grace"
+    assert portal.clock.now() >= granted_at + timedelta(minutes=10)
+    stops = [event for event in _events(portal, TENANT_B) if (event.after or {}).get("state") == "needs_attention"]
+    assert len(stops) == 1
+
+
+def test_regrant_not_applied_stops_again(consent_stopped):
+    portal = consent_stopped
+    _delay_consent(portal, TENANT_B, timedelta(hours=2))
+    client = portal.signed_in(ADMIN_B)
+    _grant_consent(portal, client, TENANT_B)
+    window_end = portal.upgrade(TENANT_B).consented_at + portal.harness.context.options.consent_propagation
+
+    upgrade = portal.harness.run_until(TENANT_B, "needs_attention")
+
+    assert upgrade.resume_state == "domain"
+    assert upgrade.last_error.startswith("consent is missing"), upgrade.last_error
+    assert upgrade.state_entered_at >= window_end
+    page = client.get(f"/tenants/{TENANT_B}/connector").text
+    assert "can grant them again on this page. The upgrade then continues on its own." in page
+    assert 'id="grant-permissions"' in page
 
 
 def test_regrant_after_safety_stop_stays_stopped(safety_stopped):

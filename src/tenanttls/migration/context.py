@@ -55,6 +55,9 @@ class EngineOptions:
     retry_base: timedelta = timedelta(seconds=30)
     retry_cap: timedelta = timedelta(minutes=30)
     consent_poll: timedelta = timedelta(minutes=15)
+    # For this long after `consented_at`, a token request that fails for missing consent makes the
+    # step wait instead of stopping. The step runs again every `consent_poll`, the last time at the window's end.
+    consent_propagation: timedelta = timedelta(minutes=15)
     accepted_poll: timedelta = timedelta(minutes=2)
     # After this long without Get-AcceptedDomain listing the name, the tenant needs attention.
     accepted_deadline: timedelta = timedelta(hours=48)
@@ -63,11 +66,12 @@ class EngineOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "EngineOptions":
-        """Return options with grace, lease and max_attempts from `settings`, then `overrides`."""
+        """Return options with grace, lease, max_attempts and consent_propagation from `settings`, then `overrides`."""
         values: dict[str, Any] = {
             "grace": settings.grace,
             "lease": settings.lease,
             "max_attempts": settings.max_attempts,
+            "consent_propagation": settings.consent_propagation,
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -4,14 +4,15 @@
 upgrade row under the worker's lease: a state change (with its audit event), a
 wait, a retry with backoff, or needs_attention with the reason. Transient errors
 (throttling, 5xx, DNS, a check that may pass later) are retried until
-`max_attempts`; every other error stops the tenant at once.
+`max_attempts`. Missing consent waits while a recent grant may not be applied
+yet (`consent_propagation`). Every other error stops the tenant at once.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import OperationalError
 
@@ -109,10 +110,7 @@ def _call(step, work: StepInput, upgrade: UpgradeRecord, state: UpgradeState, co
     except LeaseLost:
         raise
     except ConsentRequired as error:
-        return Stop(
-            f"consent is missing or was withdrawn ({error}); ask the tenant's admin to grant it again in the portal, "
-            f"which resumes the upgrade, or after a grant made another way run 'tenanttls upgrade {upgrade.tenant_id}'"
-        )
+        return _consent_missing(context, upgrade, state, error)
     except TRANSIENT as error:
         return _retry_or_stop(context, upgrade, error)
     except PlanSafetyError as error:
@@ -120,6 +118,39 @@ def _call(step, work: StepInput, upgrade: UpgradeRecord, state: UpgradeState, co
     except TenantTlsError as error:
         logger.warning("step failed: tenant=%s state=%s error=%s: %s", upgrade.tenant_id, state.value, type(error).__name__, error)
         return Stop(str(error))
+
+
+def _consent_missing(context: EngineContext, upgrade: UpgradeRecord, state: UpgradeState, error: ConsentRequired) -> Wait | Stop:
+    """Return a Wait while a recent admin consent may not be applied yet, and a Stop after `consent_propagation`.
+
+    A fresh grant can take minutes to take effect, and token requests fail with a consent
+    error (AADSTS65001, AADSTS700016) meanwhile. The window starts at `consented_at`, which
+    is the latest grant recorded by the portal or else the time the engine first obtained a
+    token. The step runs again every `consent_poll`, and the last time at the window's end.
+    """
+    now = context.clock.now()
+    consented_at = upgrade.consented_at
+    window_end = consented_at + context.options.consent_propagation if consented_at is not None else None
+    if window_end is not None and now < window_end:
+        until = min(now + context.options.consent_poll, window_end)
+        logger.info(
+            "consent wait: tenant=%s step=%s consented_at=%s until=%s window_end=%s error=%s",
+            upgrade.tenant_id, state.value, _moment(consented_at), _moment(until), _moment(window_end), error,
+        )
+        return Wait(
+            until,
+            f"the admin consent recorded at {_moment(consented_at)} may not be applied yet. The step runs again "
+            f"at {_moment(until)} and stops for consent after {_moment(window_end)} ({error})",
+        )
+
+    return Stop(
+        f"consent is missing or was withdrawn ({error}); ask the tenant's admin to grant it again in the portal, "
+        f"which resumes the upgrade, or after a grant made another way run 'tenanttls upgrade {upgrade.tenant_id}'"
+    )
+
+
+def _moment(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")
 
 
 def _retry_or_stop(context: EngineContext, upgrade: UpgradeRecord, error: Exception) -> Retry | Stop:

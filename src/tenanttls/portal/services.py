@@ -188,8 +188,9 @@ class PortalServices:
         # NOTE: request_upgrades opens its own transaction, so the state is read before it.
         # A tenant resumed by someone else and stopped again for another reason in between
         # would be resumed here too.
-        # NOTE: a grant can take minutes to take effect. A resumed step that requests a new
-        # token before then stops the tenant again for consent, and the admin must grant again.
+        # A grant can take minutes to take effect, so a resumed step whose token request still
+        # fails for missing consent waits and runs again. It stops the tenant again only once the
+        # engine's consent_propagation has passed since the consented_at that record_consent stamped.
         [result] = engine.request_upgrades(self.store, [tenant_id], now=now, actor=actor)
         logger.info(
             "upgrade continued after consent: tenant=%s outcome=%s state=%s", tenant_id, result.outcome, result.state
