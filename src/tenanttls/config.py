@@ -55,7 +55,7 @@ class Settings:
     # apply it. Until then a step whose token request fails for missing consent waits and runs
     # again, and afterwards the tenant stops. 0 stops at the first failure. The default is an estimate.
     consent_propagation: timedelta = timedelta(minutes=15)
-    # How often each worker checks completed tenants for drift; 0 turns the check off.
+    # How often each completed tenant is checked for drift, by one of the workers; 0 turns the check off in that worker.
     drift_interval: timedelta = timedelta(hours=6)
 
     dns_backend: str = "builtin"  # "builtin" or "rfc2136"

@@ -16,6 +16,7 @@ from tenanttls.config import load_settings
 from tenanttls.errors import ConfigurationError
 from tenanttls.migration.context import EngineOptions
 from tenanttls.migration.service import request_upgrades
+from tenanttls.migration.runner import CONSENT_RECHECK
 from tenanttls.store.audit import list_events
 from tenanttls.store.upgrades import update_upgrade
 from tests.fixtures.simulator import make_tenant
@@ -88,13 +89,15 @@ def test_regrant_waits_then_completes(engine_factory, tenant, caplog):
     assert upgrade.state == "domain"
     assert upgrade.requested is True
     assert upgrade.last_error is None
-    assert upgrade.next_attempt_at == harness.clock.now() + harness.context.options.consent_poll
+    assert upgrade.next_attempt_at == harness.clock.now() + CONSENT_RECHECK
     assert f"consent wait: tenant={tenant_id} step=domain" in caplog.text
 
     reports = _steps_until_settled(harness, tenant_id)
 
     assert [report.kind for report in reports] == ["wait"] * (len(reports) - 1) + ["advance"]
     assert harness.clock.now() >= granted_at + timedelta(minutes=10)
+    # Re-checked each minute, so the step goes on soon after the grant applies, not at the window's end.
+    assert harness.clock.now() <= granted_at + timedelta(minutes=10) + CONSENT_RECHECK + timedelta(seconds=30)
     assert harness.run_until(tenant_id, "completed").state == "completed"
     with harness.store.engine.connect() as connection:
         stops = [event for event in list_events(connection, tenant_id) if (event.after or {}).get("state") == "needs_attention"]
@@ -122,7 +125,7 @@ def test_grant_not_applied_in_window_stops(engine_factory, tenant):
 
 def test_last_wait_ends_at_window_end(engine_factory, tenant):
     tenant_id = tenant["tenant_id"]
-    harness = engine_factory([tenant], consent_poll=timedelta(minutes=10))
+    harness = engine_factory([tenant], consent_propagation=timedelta(seconds=90))
     _stop_for_consent(harness, tenant_id)
     _grant_again(harness, tenant_id, applied_after=timedelta(hours=2))
     window_end = harness.upgrade(tenant_id).consented_at + harness.context.options.consent_propagation

@@ -10,12 +10,7 @@ import pytest
 from tenanttls.domain.exchange import ConnectorSettings
 from tenanttls.migration.service import request_upgrades
 from tenanttls.store.audit import list_events
-from tests.fixtures.store import backend_fixture
 from tests.portal.conftest import ADMIN_A, ADMIN_B, TENANT_A, TENANT_B, csrf_from
-
-# The grant resumes the upgrade through the engine's store requests, so these tests run on
-# each store backend, as the engine's own tests do.
-store_backend = backend_fixture()
 
 
 def _grant_consent(portal, client, tenant_id: str) -> str:

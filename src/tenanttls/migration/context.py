@@ -56,7 +56,7 @@ class EngineOptions:
     retry_cap: timedelta = timedelta(minutes=30)
     consent_poll: timedelta = timedelta(minutes=15)
     # For this long after `consented_at`, a token request that fails for missing consent makes the
-    # step wait instead of stopping. The step runs again every `consent_poll`, the last time at the window's end.
+    # step wait instead of stopping. The step runs again every minute, the last time at the window's end.
     consent_propagation: timedelta = timedelta(minutes=15)
     accepted_poll: timedelta = timedelta(minutes=2)
     # After this long without Get-AcceptedDomain listing the name, the tenant needs attention.

@@ -120,19 +120,25 @@ def _call(step, work: StepInput, upgrade: UpgradeRecord, state: UpgradeState, co
         return Stop(str(error))
 
 
+# A re-check costs one token request. Checked each minute, a grant that applies after two minutes
+# lets the step go on then, not at the end of the window.
+CONSENT_RECHECK = timedelta(minutes=1)
+
+
 def _consent_missing(context: EngineContext, upgrade: UpgradeRecord, state: UpgradeState, error: ConsentRequired) -> Wait | Stop:
     """Return a Wait while a recent admin consent may not be applied yet, and a Stop after `consent_propagation`.
 
     A fresh grant can take minutes to take effect, and token requests fail with a consent
     error (AADSTS65001, AADSTS700016) meanwhile. The window starts at `consented_at`, which
     is the latest grant recorded by the portal or else the time the engine first obtained a
-    token. The step runs again every `consent_poll`, and the last time at the window's end.
+    token. The step runs again every `CONSENT_RECHECK` (or `consent_poll`, if shorter), and
+    the last time at the window's end.
     """
     now = context.clock.now()
     consented_at = upgrade.consented_at
     window_end = consented_at + context.options.consent_propagation if consented_at is not None else None
     if window_end is not None and now < window_end:
-        until = min(now + context.options.consent_poll, window_end)
+        until = min(now + min(CONSENT_RECHECK, context.options.consent_poll), window_end)
         logger.info(
             "consent wait: tenant=%s step=%s consented_at=%s until=%s window_end=%s error=%s",
             upgrade.tenant_id, state.value, _moment(consented_at), _moment(until), _moment(window_end), error,
