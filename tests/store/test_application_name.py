@@ -46,17 +46,22 @@ def _own_name(store) -> str:
         ).scalar_one()
 
 
+def _name_at(url: str) -> str:
+    """Open a store at `url`, return its connection's application_name and close the store."""
+    store = open_store(url, create=True)
+    try:
+        return _own_name(store)
+    finally:
+        store.close()
+
+
 def _with_query(url: str, query: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 @pytest.mark.postgres
 def test_connection_named_after_role(postgres_url, worker_role):
-    store = open_store(postgres_url, create=True)
-    try:
-        name = _own_name(store)
-    finally:
-        store.close()
+    name = _name_at(postgres_url)
 
     assert name == application_name()
     assert name.startswith("tenanttls-worker@")
@@ -66,33 +71,21 @@ def test_connection_named_after_role(postgres_url, worker_role):
 @pytest.mark.postgres
 def test_connection_without_role(postgres_url):
     set_process_role(None)
-    store = open_store(postgres_url, create=True)
-    try:
-        name = _own_name(store)
-    finally:
-        store.close()
+    name = _name_at(postgres_url)
 
     assert name == f"tenanttls@{socket.gethostname()}:{os.getpid()}"[:APPLICATION_NAME_MAX_BYTES]
 
 
 @pytest.mark.postgres
 def test_url_application_name_wins(postgres_url, worker_role):
-    store = open_store(_with_query(postgres_url, "application_name=billing-report"), create=True)
-    try:
-        name = _own_name(store)
-    finally:
-        store.close()
+    name = _name_at(_with_query(postgres_url, "application_name=billing-report"))
 
     assert name == "billing-report"
 
 
 @pytest.mark.postgres
 def test_url_fallback_name_kept(postgres_url, worker_role):
-    store = open_store(_with_query(postgres_url, "fallback_application_name=ops-batch"), create=True)
-    try:
-        name = _own_name(store)
-    finally:
-        store.close()
+    name = _name_at(_with_query(postgres_url, "fallback_application_name=ops-batch"))
 
     assert name == "ops-batch"
 
@@ -100,11 +93,7 @@ def test_url_fallback_name_kept(postgres_url, worker_role):
 @pytest.mark.postgres
 def test_pgappname_wins(postgres_url, worker_role, monkeypatch):
     monkeypatch.setenv("PGAPPNAME", "ops-console")
-    store = open_store(postgres_url, create=True)
-    try:
-        name = _own_name(store)
-    finally:
-        store.close()
+    name = _name_at(postgres_url)
 
     assert name == "ops-console"
 
@@ -113,11 +102,7 @@ def test_pgappname_wins(postgres_url, worker_role, monkeypatch):
 def test_long_host_name_cut(postgres_url, worker_role, monkeypatch):
     monkeypatch.setattr(db.socket, "gethostname", lambda: "mail-relay-" + "x" * 80 + ".example.net")
     expected = application_name()
-    store = open_store(postgres_url, create=True)
-    try:
-        name = _own_name(store)
-    finally:
-        store.close()
+    name = _name_at(postgres_url)
 
     assert len(expected.encode()) == APPLICATION_NAME_MAX_BYTES
     assert expected.startswith("tenanttls-worker@mail-relay-xxx")
