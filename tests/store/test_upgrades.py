@@ -210,3 +210,35 @@ def test_next_claimable_skips_leased(store):
         claimable = repo.next_claimable_at(connection, NOW)
 
     assert claimable == NOW + LEASE
+
+
+def test_stop_kind_stored(store):
+    [tenant_id] = _add_tenants(store, 1)
+
+    with store.write() as connection:
+        stopped = repo.update_upgrade(
+            connection, tenant_id, owner=None, state="needs_attention", stop_kind="safety", last_error="gate"
+        )
+
+    assert stopped.stop_kind == "safety"
+
+
+def test_stop_kind_cleared_on_state_change(store):
+    [tenant_id] = _add_tenants(store, 1)
+
+    with store.write() as connection:
+        repo.update_upgrade(connection, tenant_id, owner=None, state="needs_attention", stop_kind="consent")
+        left = repo.update_upgrade(connection, tenant_id, owner=None, state="manual")
+
+    assert left.state == "manual"
+    assert left.stop_kind is None
+
+
+def test_stop_kind_kept_without_state(store):
+    [tenant_id] = _add_tenants(store, 1)
+
+    with store.write() as connection:
+        repo.update_upgrade(connection, tenant_id, owner=None, state="needs_attention", stop_kind="gave_up")
+        touched = repo.update_upgrade(connection, tenant_id, owner=None, consented_at=NOW)
+
+    assert touched.stop_kind == "gave_up"

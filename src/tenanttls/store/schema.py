@@ -92,6 +92,9 @@ upgrades = Table(
     Column("lease_expires_at", UtcDateTime(), nullable=True),
     Column("grace_until", UtcDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
+    # The kind of stop (`StopKind` of tenanttls.migration.outcomes) while the state is needs_attention,
+    # else NULL. A worker of a tenanttls older than revision 0005 leaves it NULL when it stops a tenant.
+    Column("stop_kind", String(32), nullable=True),
     # The state to resume in after needs_attention, once an operator requests the upgrade again.
     Column("resume_state", String(32), nullable=True),
     Column("overrides", JSON, nullable=False, default=dict),

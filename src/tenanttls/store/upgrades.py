@@ -22,6 +22,7 @@ from tenanttls.store.db import Store
 from tenanttls.store.schema import upgrades
 
 INITIAL_STATE = "awaiting_consent"
+NEEDS_ATTENTION_STATE = "needs_attention"
 
 
 class LeaseLost(StoreError):
@@ -45,6 +46,8 @@ class UpgradeRecord:
     lease_expires_at: datetime | None = None
     grace_until: datetime | None = None
     last_error: str | None = None
+    # The kind of stop while `state` is needs_attention (a `StopKind` value), else None.
+    stop_kind: str | None = None
     resume_state: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
@@ -238,10 +241,14 @@ def update_upgrade(
     With `owner`, the write happens only while `owner` holds the lease; with
     `expected_state`, only while the row is still in that state. Otherwise it raises
     `LeaseLost`, so that a step never records progress over another worker's.
+    A write that sets a state other than needs_attention also sets `stop_kind` to
+    NULL, unless `values` name it, so no caller can leave a stale kind behind.
     """
     unknown = set(values) - set(_FIELDS)
     if unknown:
         raise ValueError(f"unknown upgrade fields: {sorted(unknown)}")
+    if "state" in values and values["state"] != NEEDS_ATTENTION_STATE:
+        values.setdefault("stop_kind", None)
 
     conditions = [upgrades.c.tenant_id == tenant_id]
     if owner is not None:
