@@ -118,6 +118,7 @@ def test_grant_not_applied_in_window_stops(engine_factory, tenant):
     upgrade = harness.upgrade(tenant_id)
     assert upgrade.state == "needs_attention"
     assert upgrade.resume_state == "domain"
+    assert upgrade.stop_kind == "consent"
     assert upgrade.last_error.startswith(CONSENT_MISSING), upgrade.last_error
     assert "grant it again in the portal" in upgrade.last_error
     assert upgrade.state_entered_at >= window_end

@@ -1,11 +1,14 @@
-"""The demo report counts the time each tenant spends in each state, needs_attention included."""
+"""The demo report: time each tenant spends in each state, needs_attention included, and why it stopped."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tenanttls.migration.report import seconds_in_states
+from tenanttls.migration.report import fleet_report, seconds_in_states
+from tenanttls.migration.service import add_tenant
 from tenanttls.store.audit import AuditEvent
+from tenanttls.store.tenants import TenantRecord
+from tenanttls.store.upgrades import update_upgrade
 
 TENANT = "11111111-2222-4333-8444-555555555555"
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -34,3 +37,19 @@ def test_needs_attention_counts_until_now():
     durations = seconds_in_states(events, START + timedelta(seconds=25))
 
     assert durations["needs_attention"] == 15.0
+
+
+def test_fleet_report_names_stop_kind(store):
+    with store.write() as connection:
+        record = TenantRecord(TENANT, "alpha.onmicrosoft.com", "Alpha")
+        add_tenant(connection, record, legacy_certificate_name="*.crossware.co.nz", now=START, actor="test")
+        update_upgrade(
+            connection, TENANT, owner=None, state="needs_attention", resume_state="domain",
+            last_error="consent is missing", stop_kind="consent",
+        )
+
+    [tenant] = fleet_report(store, START + timedelta(seconds=5), 5.0).to_json()["tenants"]
+
+    assert tenant["state"] == "needs_attention"
+    assert tenant["stop_kind"] == "consent"
+    assert tenant["last_error"] == "consent is missing"

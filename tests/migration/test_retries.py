@@ -43,6 +43,7 @@ def test_gives_up_after_max_attempts(engine_factory):
     upgrade = harness.run_until(tenant["tenant_id"], "needs_attention")
 
     assert upgrade.resume_state == "domain"
+    assert upgrade.stop_kind == "gave_up"
     assert "gave up after 3 attempts" in upgrade.last_error
 
 
@@ -58,4 +59,5 @@ def test_unknown_tenant_stops_at_once(engine_factory):
 
     upgrade = harness.upgrade(UNKNOWN)
     assert upgrade.state == "needs_attention"
+    assert upgrade.stop_kind == "unknown_tenant"
     assert upgrade.last_error.startswith(f"tenant {UNKNOWN} was not found by Microsoft Entra ID")

@@ -112,3 +112,4 @@ def test_rollback_backup_deleted_needs_attention(harness, tenant):
 
     assert "snapshot" in upgrade.last_error
     assert upgrade.resume_state == "rolling_back"
+    assert upgrade.stop_kind == "rollback_blocked"

@@ -28,6 +28,7 @@ def test_existing_backup_rejected(engine_factory):
     upgrade = _stopped(harness, tenant["tenant_id"])
 
     assert upgrade.resume_state == "backup"
+    assert upgrade.stop_kind == "safety"
     assert "'CrosswareInboundConnector-BACKUP'" in upgrade.last_error
     assert "--force-backup-overwrite" in upgrade.last_error
     connectors = harness.connectors(tenant["tenant_id"])
@@ -42,6 +43,7 @@ def test_existing_backup_override(engine_factory):
     _stopped(harness, tenant["tenant_id"])
 
     request_upgrades(harness.store, [tenant["tenant_id"]], overrides=Overrides(force_backup_overwrite=True), now=harness.clock.now(), actor="test")
+    assert harness.upgrade(tenant["tenant_id"]).stop_kind is None
     harness.run_until(tenant["tenant_id"], "completed")
 
     connectors = harness.connectors(tenant["tenant_id"])
@@ -65,6 +67,7 @@ def test_several_legacy_rejected(engine_factory):
 
     upgrade = _stopped(harness, tenant["tenant_id"])
 
+    assert upgrade.stop_kind == "safety"
     assert "2 connectors look like the legacy connector" in upgrade.last_error
     assert "--legacy-connector NAME" in upgrade.last_error
     assert set(harness.connectors(tenant["tenant_id"])) == {"CrosswareInboundConnector", "Crossware Inbound (old)"}
@@ -99,6 +102,7 @@ def test_foreign_unique_name_rejected(engine_factory):
 
     upgrade = _stopped(harness, tenant["tenant_id"])
 
+    assert upgrade.stop_kind == "safety"
     assert "'Someone Else'" in upgrade.last_error
     assert "--allow-foreign-connector" in upgrade.last_error
     assert harness.connectors(tenant["tenant_id"])["CrosswareInboundConnector"].tls_sender_certificate_name == "*.crossware.co.nz"
@@ -112,6 +116,7 @@ def test_connectors_created_disabled(engine_factory):
     upgrade = _stopped(harness, tenant["tenant_id"])
 
     assert upgrade.resume_state == "connector"
+    assert upgrade.stop_kind == "connector_disabled"
     assert "created connector 'CrosswareInboundConnector' disabled" in upgrade.last_error
     assert "--allow-disabled-connector" in upgrade.last_error
     from tenanttls.store.relay_assignments import find_assignment

@@ -117,7 +117,7 @@ def test_upgrade_in_progress_noop(fleet):
 
 def test_upgrade_resumes_with_override(fleet):
     request_upgrades(fleet, [A], now=NOW, actor="test")
-    _set(fleet, A, state="needs_attention", resume_state="backup", last_error="gate", next_attempt_at=None)
+    _set(fleet, A, state="needs_attention", resume_state="backup", last_error="gate", stop_kind="safety", next_attempt_at=None)
 
     [result] = request_upgrades(fleet, [A], overrides=Overrides(force_backup_overwrite=True), now=NOW, actor="test")
 
@@ -125,6 +125,7 @@ def test_upgrade_resumes_with_override(fleet):
     assert result.outcome == "resumed"
     assert upgrade.state == "backup"
     assert upgrade.last_error is None
+    assert upgrade.stop_kind is None
     assert upgrade.overrides == {"force_backup_overwrite": True}
 
 
@@ -179,6 +180,18 @@ def test_rollback_requested(fleet):
     assert _state(fleet, A).next_attempt_at == NOW
 
 
+def test_rollback_clears_stop_kind(fleet):
+    request_upgrades(fleet, [A], now=NOW, actor="test")
+    _set(fleet, A, state="needs_attention", resume_state="backup", last_error="gate", stop_kind="safety", next_attempt_at=None)
+
+    request_rollback(fleet, A, now=NOW, actor="test")
+
+    upgrade = _state(fleet, A)
+    assert upgrade.state == "rolling_back"
+    assert upgrade.last_error is None
+    assert upgrade.stop_kind is None
+
+
 def test_rollback_twice_noop(fleet):
     request_upgrades(fleet, [A], now=NOW, actor="test")
     _set(fleet, A, state="rolled_back")
@@ -204,6 +217,19 @@ def test_status_json(fleet):
     assert document["requested"] is True
     assert document["relay_mode"] == "legacy"
     assert document["progress"] == 0
+    assert document["stop_kind"] is None
+
+
+def test_status_json_stop_kind(fleet):
+    request_upgrades(fleet, [B], now=NOW, actor="test")
+    _set(fleet, B, state="needs_attention", resume_state="domain", last_error="consent is missing", stop_kind="consent")
+
+    [status] = fleet_status(fleet, [B])
+
+    document = status.to_json()
+    assert document["state"] == "needs_attention"
+    assert document["stop_kind"] == "consent"
+    assert document["last_error"] == "consent is missing"
 
 
 def test_history_lists_actions(fleet):

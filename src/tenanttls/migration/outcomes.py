@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any, Callable
 
 from sqlalchemy.engine import Connection
@@ -36,10 +37,46 @@ class Wait:
     reason: str
 
 
+class StopKind(str, Enum):
+    """The kind of a step's stop, stored in `upgrades.stop_kind` while the tenant is in needs_attention.
+
+    The portal chooses its explanation by the kind, so rewording a `Stop.reason` cannot change it.
+    """
+
+    # A token request failed for missing consent after `consent_propagation`. A new grant in the portal
+    # resumes the upgrade.
+    CONSENT = "consent"
+    # Exchange created our connector disabled and rejects enabling it (``--allow-disabled-connector``).
+    CONNECTOR_DISABLED = "connector_disabled"
+    # The safety gate rejected the plan, and the reason names the override flag if one exists.
+    SAFETY = "safety"
+    # A transient error (throttling, 5xx, DNS, a check that may pass later) lasted `max_attempts` attempts.
+    GAVE_UP = "gave_up"
+    # Get-AcceptedDomain did not list the unique name within `accepted_deadline`.
+    TIMED_OUT = "timed_out"
+    # Microsoft denied a call because the app lacks a permission or an Exchange role (`PermissionDenied`).
+    PERMISSIONS = "permissions"
+    # Microsoft rejected the parameters of a request (`InvalidRequest`).
+    REJECTED = "rejected"
+    # Microsoft Entra ID does not know the tenant id (AADSTS90002).
+    UNKNOWN_TENANT = "unknown_tenant"
+    # Rollback cannot restore the original connector: it and its -BACKUP both exist, or neither does.
+    ROLLBACK_BLOCKED = "rollback_blocked"
+    # Any other error, such as a rejected app credential, the configuration or the store.
+    OTHER = "other"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Stop:
-    """The step cannot go on without an operator: the tenant goes to needs_attention."""
+    """The step cannot go on without an operator: the tenant goes to needs_attention.
 
+    `kind` is stored in `upgrades.stop_kind` and `reason` in `upgrades.last_error`.
+    """
+
+    kind: StopKind
     reason: str
 
 

@@ -25,6 +25,7 @@ class TenantReport:
     api_calls: int
     seconds_in_state: dict[str, float]
     last_error: str | None = None
+    stop_kind: str | None = None
     note: str = ""
     simulator_calls: int | None = None
 
@@ -37,6 +38,7 @@ class TenantReport:
             "simulator_requests": self.simulator_calls,
             "seconds_in_state": {state: round(seconds, 3) for state, seconds in self.seconds_in_state.items()},
             "last_error": self.last_error,
+            "stop_kind": self.stop_kind,
             "note": self.note,
         }
 
@@ -119,6 +121,7 @@ def fleet_report(store: Store, now: datetime, wall_seconds: float) -> FleetRepor
                 api_calls=upgrade.api_calls,
                 seconds_in_state=seconds_in_states(events[tenant.tenant_id], now),
                 last_error=upgrade.last_error,
+                stop_kind=upgrade.stop_kind,
             )
         )
     return FleetReport(reports, wall_seconds)

@@ -14,7 +14,7 @@ import logging
 from tenanttls.domain.exchange import InboundConnector
 from tenanttls.errors import NotFound
 from tenanttls.migration.changes import RemoveConnector, RenameConnector, SetConnector
-from tenanttls.migration.outcomes import Advance, Outcome, StepNotDone, Stop
+from tenanttls.migration.outcomes import Advance, Outcome, StepNotDone, Stop, StopKind
 from tenanttls.migration.planner import SNAPSHOT_BEFORE_RENAME, backup_name, is_ours, setting_differences
 from tenanttls.migration.states import UpgradeState
 from tenanttls.migration.steps import StepInput
@@ -92,11 +92,13 @@ def _restore_name(work: StepInput, applier, live: dict[str, InboundConnector], s
         return None  # the rename back already happened
     if original is not None and backup is not None:
         return Stop(
+            StopKind.ROLLBACK_BLOCKED,
             f"both {snapshot.name!r} and {backup.name!r} exist in tenant {work.tenant_id}, and tenanttls "
             f"created neither; compare them with 'tenanttls history {work.tenant_id}', remove the wrong one, "
             f"then run 'tenanttls rollback {work.tenant_id}' again"
         )
     return Stop(
+        StopKind.ROLLBACK_BLOCKED,
         f"neither {snapshot.name!r} nor {backup_name(snapshot.name)!r} exists in tenant {work.tenant_id}; "
         f"recreate the connector from the snapshot shown by 'tenanttls history {work.tenant_id}'"
     )

@@ -2,9 +2,9 @@
 
 `run_step` calls the step for the tenant's state, then writes the outcome to the
 upgrade row under the worker's lease: a state change (with its audit event), a
-wait, a retry with backoff, or needs_attention with the reason. Transient errors
-(throttling, 5xx, DNS, a check that may pass later) are retried until
-`max_attempts`. Missing consent waits while a recent grant may not be applied
+wait, a retry with backoff, or needs_attention with the reason and its `StopKind`.
+Transient errors (throttling, 5xx, DNS, a check that may pass later) are retried
+until `max_attempts`. Missing consent waits while a recent grant may not be applied
 yet (`consent_propagation`). Every other error stops the tenant at once.
 """
 
@@ -20,8 +20,10 @@ from tenanttls.errors import (
     CertificateError,
     ConsentRequired,
     DnsError,
+    InvalidRequest,
     MicrosoftServiceError,
     NotFound,
+    PermissionDenied,
     PlanSafetyError,
     TenantTlsError,
     Throttled,
@@ -29,7 +31,7 @@ from tenanttls.errors import (
 )
 from tenanttls.migration import faults
 from tenanttls.migration.context import CountingApi, EngineContext
-from tenanttls.migration.outcomes import Advance, Outcome, StepNotDone, Stop, Wait
+from tenanttls.migration.outcomes import Advance, Outcome, StepNotDone, Stop, StopKind, Wait
 from tenanttls.migration.recorder import Recorder
 from tenanttls.migration.rollback import rolling_back
 from tenanttls.migration.states import TERMINAL, UpgradeState
@@ -48,6 +50,12 @@ TRANSIENT = (
     CertificateError,
     StepNotDone,
     OperationalError,
+)
+
+# The kinds of stop of errors that no retry can fix. Any other such `TenantTlsError` stops the tenant as OTHER.
+IMMEDIATE_STOP_KINDS = (
+    (PermissionDenied, StopKind.PERMISSIONS),
+    (InvalidRequest, StopKind.REJECTED),
 )
 
 
@@ -70,6 +78,7 @@ class StepReport:
     detail: str
     api_calls: int
     due_now: bool
+    stop_kind: StopKind | None = None  # set when `kind` is "stop"
 
 
 def step_for(state: UpgradeState):
@@ -114,10 +123,23 @@ def _call(step, work: StepInput, upgrade: UpgradeRecord, state: UpgradeState, co
     except TRANSIENT as error:
         return _retry_or_stop(context, upgrade, error)
     except PlanSafetyError as error:
-        return Stop(str(error))
+        return Stop(_safety_kind(error), str(error))
     except TenantTlsError as error:
         logger.warning("step failed: tenant=%s state=%s error=%s: %s", upgrade.tenant_id, state.value, type(error).__name__, error)
-        return Stop(str(error))
+        return Stop(_error_kind(error), str(error))
+
+
+def _safety_kind(error: PlanSafetyError) -> StopKind:
+    """Return CONNECTOR_DISABLED when the gate rejected a connector that Exchange keeps disabled, else SAFETY."""
+    codes = {violation.code for violation in getattr(error, "violations", ())}
+    return StopKind.CONNECTOR_DISABLED if "connector_disabled" in codes else StopKind.SAFETY
+
+
+def _error_kind(error: TenantTlsError) -> StopKind:
+    for error_type, kind in IMMEDIATE_STOP_KINDS:
+        if isinstance(error, error_type):
+            return kind
+    return StopKind.OTHER
 
 
 # A re-check costs one token request. Checked each minute, a grant that applies after two minutes
@@ -150,6 +172,7 @@ def _consent_missing(context: EngineContext, upgrade: UpgradeRecord, state: Upgr
         )
 
     return Stop(
+        StopKind.CONSENT,
         f"consent is missing or was withdrawn ({error}); ask the tenant's admin to grant it again in the portal, "
         f"which resumes the upgrade, or after a grant made another way run 'tenanttls upgrade {upgrade.tenant_id}'"
     )
@@ -164,7 +187,10 @@ def _retry_or_stop(context: EngineContext, upgrade: UpgradeRecord, error: Except
     # Our own errors carry a full sentence; only foreign ones (such as SQLAlchemy's) need their type named.
     reason = str(error) if isinstance(error, TenantTlsError) else f"{type(error).__name__}: {error}"
     if attempts >= context.options.max_attempts:
-        return Stop(f"{reason} (gave up after {attempts} attempts; fix the cause, then run 'tenanttls upgrade {upgrade.tenant_id}')")
+        return Stop(
+            StopKind.GAVE_UP,
+            f"{reason} (gave up after {attempts} attempts; fix the cause, then run 'tenanttls upgrade {upgrade.tenant_id}')",
+        )
 
     options = context.options
     delay = backoff_delay(attempts, base=options.retry_base.total_seconds(), cap=options.retry_cap.total_seconds())
@@ -222,12 +248,13 @@ def _commit(
             update_upgrade(
                 connection, tenant_id, owner=owner, expected_state=state.value,
                 state=UpgradeState.NEEDS_ATTENTION.value, state_entered_at=now, resume_state=state.value,
-                last_error=outcome.reason, next_attempt_at=None, attempts=0,
+                last_error=outcome.reason, stop_kind=outcome.kind.value, next_attempt_at=None, attempts=0,
             )
-            recorder.event_in(
-                connection, "state", {"state": state.value}, {"state": UpgradeState.NEEDS_ATTENTION.value}, outcome.reason
+            after = {"state": UpgradeState.NEEDS_ATTENTION.value, "stop_kind": outcome.kind.value}
+            recorder.event_in(connection, "state", {"state": state.value}, after, outcome.reason)
+            report = StepReport(
+                tenant_id, state, UpgradeState.NEEDS_ATTENTION, "stop", outcome.reason, calls, False, stop_kind=outcome.kind
             )
-            report = StepReport(tenant_id, state, UpgradeState.NEEDS_ATTENTION, "stop", outcome.reason, calls, False)
 
     if report.kind in ("advance", "stop"):
         faults.boundary("step", tenant_id)
@@ -237,8 +264,8 @@ def _commit(
 def _log(report: StepReport, upgrade: UpgradeRecord) -> None:
     if report.kind == "stop":
         logger.warning(
-            "step stopped, tenant needs attention: tenant=%s state=%s reason=%s",
-            report.tenant_id, report.state_before.value, report.detail,
+            "step stopped, tenant needs attention: tenant=%s state=%s stop_kind=%s reason=%s",
+            report.tenant_id, report.state_before.value, report.stop_kind, report.detail,
         )
     else:
         logger.info(

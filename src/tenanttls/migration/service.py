@@ -182,7 +182,7 @@ def _request_one(connection: Connection, upgrade: UpgradeRecord, overrides: Over
 
     if state is UpgradeState.NEEDS_ATTENTION:
         resume = upgrade.resume_state or UpgradeState.AWAITING_CONSENT.value
-        values = dict(state=resume, state_entered_at=now, resume_state=None, last_error=None)
+        values = dict(state=resume, state_entered_at=now, resume_state=None, last_error=None, stop_kind=None)
         outcome, message = "resumed", f"resumes in state {resume}"
     elif state is UpgradeState.ROLLED_BACK:
         values = dict(state=UpgradeState.AWAITING_CONSENT.value, state_entered_at=now, run_id=new_run_id(), grace_until=None)
@@ -230,7 +230,7 @@ def request_rollback(store: Store, tenant_id: str, *, now: datetime, actor: str)
 
         update_upgrade(
             connection, upgrade.tenant_id, owner=None, state=UpgradeState.ROLLING_BACK.value, state_entered_at=now,
-            requested=True, attempts=0, next_attempt_at=now, last_error=None, resume_state=None,
+            requested=True, attempts=0, next_attempt_at=now, last_error=None, stop_kind=None, resume_state=None,
         )
         _audit(connection, upgrade.tenant_id, now, actor, "rollback.requested", {"state": state.value}, {"state": UpgradeState.ROLLING_BACK.value})
     return RequestResult(upgrade.tenant_id, "requested", UpgradeState.ROLLING_BACK.value, f"rollback requested from state {state.value}")
@@ -294,6 +294,7 @@ class TenantStatus:
             "next_attempt_at": _iso(upgrade.next_attempt_at),
             "grace_until": _iso(upgrade.grace_until),
             "last_error": upgrade.last_error,
+            "stop_kind": upgrade.stop_kind,
             "resume_state": upgrade.resume_state,
             "unique_name": self.unique_name,
             "relay_mode": self.relay_mode,

@@ -18,7 +18,7 @@ from tenanttls.errors import ConsentRequired, InvalidRequest, NotFound, NotFound
 from tenanttls.migration.apply import Applier
 from tenanttls.migration.changes import SetConnector
 from tenanttls.migration.context import CountingApi, EngineContext
-from tenanttls.migration.outcomes import Advance, Outcome, StepNotDone, Stop, Wait
+from tenanttls.migration.outcomes import Advance, Outcome, StepNotDone, Stop, StopKind, Wait
 from tenanttls.migration.planner import (
     SNAPSHOT_BEFORE_RENAME,
     Desired,
@@ -90,7 +90,7 @@ def awaiting_consent(work: StepInput) -> Outcome:
         return Wait(work.now + work.context.options.consent_poll, f"waiting for admin consent: {error}")
     except NotFound as error:
         # Entra ID does not know the tenant id (AADSTS90002): no retry can fix a wrong id.
-        return Stop(str(error))
+        return Stop(StopKind.UNKNOWN_TENANT, str(error))
 
     values = {"consented_at": work.upgrade.consented_at or work.now}
     if work.upgrade.consent_method is None:
@@ -139,6 +139,7 @@ def accepted(work: StepInput) -> Outcome:
     deadline = work.context.options.accepted_deadline
     if waited >= deadline:
         return Stop(
+            StopKind.TIMED_OUT,
             f"Get-AcceptedDomain still does not list {name} after {format_duration(waited)} "
             f"(limit {format_duration(deadline)}); check the domain in the Microsoft 365 admin center, "
             f"then run 'tenanttls upgrade {work.tenant_id}' again"
