@@ -112,6 +112,18 @@ def test_status_stopped_tenant(data):
     assert "0/9" not in result.stdout
 
 
+def test_status_shows_stop_kind(data):
+    execute(data, "UPDATE upgrades SET state='needs_attention', resume_state='backup', requested=true, "
+                  "last_error='stopped here', stop_kind='safety', next_attempt_at=NULL WHERE tenant_id=:tenant", tenant=A)
+
+    text = tenanttls("status", A, "--data", str(data))
+    document = json.loads(tenanttls("status", A, "--data", str(data), "--json").stdout)
+
+    assert "[safety] stopped here" in text.stdout
+    assert document["tenants"][0]["stop_kind"] == "safety"
+    assert document["tenants"][0]["last_error"] == "stopped here"
+
+
 def test_upgrade_unknown_tenant(data):
     result = tenanttls("upgrade", A, UNKNOWN, "--data", str(data))
 

@@ -77,6 +77,7 @@ def test_worker_then_override_then_rollback(operator):
     assert first.returncode == 0, first.stderr[-2000:]
     assert states[plain]["state"] == "completed"
     assert states[awkward]["state"] == "needs_attention"
+    assert states[awkward]["stop_kind"] == "safety"
     assert "--force-backup-overwrite" in states[awkward]["last_error"]
 
     again = tenanttls("upgrade", plain, "--config", config)

@@ -265,6 +265,8 @@ def _step_text(upgrade, state: UpgradeState) -> str:
 def _detail_text(upgrade, state: UpgradeState) -> str:
     if not upgrade.requested and state is UpgradeState.AWAITING_CONSENT:
         return "upgrade not requested"
+    if upgrade.last_error and upgrade.stop_kind:
+        return f"[{upgrade.stop_kind}] {upgrade.last_error}"
     if upgrade.last_error:
         return upgrade.last_error
     if state is UpgradeState.GRACE and upgrade.grace_until:
