@@ -65,6 +65,7 @@ def consent_stopped(portal):
     upgrade = portal.upgrade(TENANT_B)
     assert upgrade.state == "needs_attention"
     assert upgrade.resume_state == "domain"
+    assert upgrade.stop_kind == "consent"
     assert upgrade.last_error.startswith("consent is missing"), upgrade.last_error
     return portal
 
@@ -80,6 +81,7 @@ def safety_stopped(portal):
 
     upgrade = portal.harness.run_until(TENANT_B, "needs_attention")
     assert upgrade.resume_state == "backup"
+    assert upgrade.stop_kind == "safety"
     assert "safety gate" in upgrade.last_error, upgrade.last_error
     return portal
 
@@ -101,6 +103,7 @@ def test_regrant_after_consent_stop_resumes(consent_stopped):
     upgrade = portal.upgrade(TENANT_B)
     assert upgrade.state == "domain"
     assert upgrade.last_error is None
+    assert upgrade.stop_kind is None
     assert upgrade.requested is True
     assert upgrade.next_attempt_at <= portal.clock.now()
 
@@ -164,6 +167,7 @@ def test_regrant_after_safety_stop_stays_stopped(safety_stopped):
     assert upgrade.consented_at != stopped.consented_at
     assert upgrade.state == "needs_attention"
     assert upgrade.resume_state == "backup"
+    assert upgrade.stop_kind == "safety"
     assert upgrade.last_error == stopped.last_error
     assert upgrade.next_attempt_at is None
 

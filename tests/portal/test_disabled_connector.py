@@ -23,6 +23,7 @@ def stopped_at_connector(portal):
     request_upgrades(portal.harness.store, [TENANT_B], now=portal.clock.now(), actor="test")
     upgrade = portal.harness.run_until(TENANT_B, "needs_attention")
     assert upgrade.resume_state == "connector"
+    assert upgrade.stop_kind == "connector_disabled"
     return portal
 
 
@@ -57,6 +58,7 @@ def test_customer_sees_explanation_not_engine_text(stopped_at_connector):
     assert "--allow-disabled-connector" not in page
     assert "Technical detail" not in page
     assert status["last_error"] is None
+    assert status["stop_kind"] is None
     assert "Contact Microsoft support" in status["problem"]
 
 
@@ -64,7 +66,9 @@ def test_operator_sees_engine_text(stopped_at_connector):
     client = stopped_at_connector.signed_in(OPERATOR, operator=True)
     customer_view = client.get(f"/tenants/{TENANT_B}/connector").text
     operator_view = client.get(f"/operator/tenants/{TENANT_B}").text
+    status = client.get(f"/api/tenants/{TENANT_B}/status").json()
 
+    assert status["stop_kind"] == "connector_disabled"
     assert "--allow-disabled-connector" in customer_view
     assert 'id="engine-message"' in customer_view
     assert "--allow-disabled-connector" in operator_view

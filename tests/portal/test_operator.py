@@ -95,6 +95,22 @@ def test_api_fleet_and_audit(portal, operator):
     assert [event["action"] for event in audit["events"]] == ["tenant.added"]
 
 
+def test_api_fleet_shows_stop_kind(portal, operator):
+    with portal.harness.store.write() as connection:
+        update_upgrade(
+            connection, TENANT_B, owner=None, state="needs_attention", resume_state="domain",
+            last_error="Graph failed (gave up after 8 attempts)", stop_kind="gave_up",
+        )
+
+    [row] = operator.get("/api/operator/tenants", params={"state": "needs_attention"}).json()["tenants"]
+    status = operator.get(f"/api/tenants/{TENANT_B}/status").json()
+
+    assert row["tenant_id"] == TENANT_B
+    assert row["stop_kind"] == "gave_up"
+    assert row["last_error"] == "Graph failed (gave up after 8 attempts)"
+    assert status["stop_kind"] == "gave_up"
+
+
 def test_tenant_page_shows_audit_trail(portal, operator):
     page = operator.get(f"/operator/tenants/{TENANT_A}")
     assert page.status_code == 200
@@ -108,7 +124,7 @@ def test_retry_resumes_needs_attention(portal, operator):
     with portal.harness.store.write() as connection:
         update_upgrade(
             connection, TENANT_B, owner=None, state="needs_attention", resume_state="accepted", requested=True,
-            last_error="Throttled: too many requests", next_attempt_at=None,
+            last_error="Throttled: too many requests", stop_kind="gave_up", next_attempt_at=None,
         )
     page = operator.get(f"/operator/tenants/{TENANT_B}")
     answer = operator.post(f"/operator/tenants/{TENANT_B}/retry", data={"csrf_token": csrf_from(page.text)})
@@ -117,6 +133,7 @@ def test_retry_resumes_needs_attention(portal, operator):
     upgrade = portal.upgrade(TENANT_B)
     assert upgrade.state == "accepted"
     assert upgrade.last_error is None
+    assert upgrade.stop_kind is None
     after = operator.get(answer.headers["location"])
     assert "Retry: resumes in state accepted." in after.text
     assert "upgrade.resumed" in after.text

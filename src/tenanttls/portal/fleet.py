@@ -48,6 +48,7 @@ class FleetRow:
     next_attempt_at: datetime | None
     grace_until: datetime | None
     last_error: str | None
+    stop_kind: str | None
     updated_at: datetime | None
     unique_name: str | None
 
@@ -62,6 +63,7 @@ class FleetRow:
             "next_attempt_at": _iso(self.next_attempt_at),
             "grace_until": _iso(self.grace_until),
             "last_error": self.last_error,
+            "stop_kind": self.stop_kind,
             "updated_at": _iso(self.updated_at),
             "unique_name": self.unique_name,
         }
@@ -123,6 +125,7 @@ def _rows_statement():
         upgrades.c.next_attempt_at,
         upgrades.c.grace_until,
         upgrades.c.last_error,
+        upgrades.c.stop_kind,
         upgrades.c.updated_at,
         identities.c.name.label("unique_name"),
     ).select_from(_joined())
@@ -168,6 +171,7 @@ def _row(row) -> FleetRow:
         next_attempt_at=row.next_attempt_at,
         grace_until=row.grace_until,
         last_error=row.last_error,
+        stop_kind=row.stop_kind,
         updated_at=row.updated_at,
         unique_name=row.unique_name,
     )

@@ -83,7 +83,7 @@ async def tenant_page(request: Request, tenant_id: str):
     upgrade = overview.upgrade
     stop = None
     if upgrade.state == UpgradeState.NEEDS_ATTENTION.value:
-        stop = explain_stop(upgrade.last_error, upgrade.resume_state, connector_name=request.app.state.context.config.connector_name)
+        stop = explain_stop(upgrade, connector_name=request.app.state.context.config.connector_name)
     return render(
         request,
         "operator/tenant.html",

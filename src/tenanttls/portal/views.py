@@ -76,6 +76,7 @@ class ConnectorPage:
             "grace_left": self.grace_left,
             "problem": self.stop.customer if self.stop else None,
             "last_error": upgrade.last_error if self.show_engine_detail else None,
+            "stop_kind": upgrade.stop_kind if self.show_engine_detail else None,
             "relay_mode": self.overview.relay_mode,
             "timeline": [entry.to_json() for entry in self.timeline],
             "connectors": [row.to_json() for row in self.connectors] if self.connectors is not None else None,
@@ -174,7 +175,7 @@ def has_consent(overview: TenantOverview) -> bool:
 def _stop_reason(upgrade, connector_name: str) -> StopReason | None:
     if upgrade.state != UpgradeState.NEEDS_ATTENTION.value:
         return None
-    return explain_stop(upgrade.last_error, upgrade.resume_state, connector_name=connector_name)
+    return explain_stop(upgrade, connector_name=connector_name)
 
 
 def summarize(overview: TenantOverview) -> str:
