@@ -37,7 +37,8 @@ class UpgradeState(str, Enum):
     ROLLING_BACK = "rolling_back"
     # Rollback finished; the tenant is as before the upgrade (the accepted domain may stay).
     ROLLED_BACK = "rolled_back"
-    # Stopped: a safety check or a permanent error needs an operator; `last_error` has the reason.
+    # Stopped: a safety check or a permanent error needs an operator. `last_error` has the reason and
+    # `stop_kind` its `StopKind`.
     NEEDS_ATTENTION = "needs_attention"
     # Support moved the tenant to a manual upgrade; the engine leaves it alone.
     MANUAL = "manual"
