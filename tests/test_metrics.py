@@ -138,3 +138,20 @@ def test_portal_serves_metrics(engine_factory, tmp_path):
         process.communicate(timeout=30)
 
     assert 'tenanttls_tenants{state="awaiting_consent"} 1.0' in text
+
+
+@pytest.mark.parametrize("store_backend", ["postgresql"])
+def test_store_outage_scraped_as_down(store, store_url, database_outage):
+    block, allow = database_outage
+    collector = TenantStateCollector(store)
+    before = _families(collector)
+
+    block(store_url)
+    during = _families(collector)
+    allow(store_url)
+    after = _families(collector)
+
+    assert before["tenanttls_store_up"] == {(): 1.0}
+    assert during == {"tenanttls_store_up": {(): 0.0}}
+    assert after["tenanttls_store_up"] == {(): 1.0}
+    assert "tenanttls_tenants" in after

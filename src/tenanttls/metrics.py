@@ -69,18 +69,34 @@ def observe_step(state: str, outcome: str, seconds: float) -> None:
 
 
 class TenantStateCollector(Collector):
-    """``tenanttls_tenants{state}``, counted in the store at each scrape."""
+    """``tenanttls_tenants{state}``, counted in the store at each scrape, and ``tenanttls_store_up``.
+
+    While the store cannot be read, the scrape still succeeds: ``tenanttls_store_up`` is 0
+    and the tenant counts are left out, so the process's other metrics stay visible.
+    """
 
     def __init__(self, store: Any) -> None:
         self.store = store
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        from sqlalchemy.exc import DBAPIError
+
         from tenanttls.migration.states import UpgradeState
         from tenanttls.store.upgrades import count_by_state
 
+        up = GaugeMetricFamily("tenanttls_store_up", "1 if the last scrape could read the store, else 0.")
+        try:
+            with self.store.engine.connect() as connection:
+                counts = count_by_state(connection)
+        except DBAPIError as error:
+            logger.warning("metrics: store unreachable, tenant counts left out: error=%s", " ".join(str(error.orig).split()))
+            up.add_metric([], 0)
+            yield up
+            return
+
+        up.add_metric([], 1)
+        yield up
         family = GaugeMetricFamily("tenanttls_tenants", "Tenants by upgrade state.", labels=["state"])
-        with self.store.engine.connect() as connection:
-            counts = count_by_state(connection)
         # Every state gets a series, 0 included, so that graphs and alerts see no gaps.
         for state in sorted({state.value for state in UpgradeState} | set(counts)):
             family.add_metric([state], counts.get(state, 0))

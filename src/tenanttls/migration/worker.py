@@ -5,7 +5,9 @@ while they are due at once (identity, then domain, ...), and the lease is releas
 when the tenant has to wait or is finished. A worker that crashes leaves its
 leases behind; another worker takes those tenants once the leases expire.
 `stop()` (SIGTERM in ``tenanttls worker``) lets running steps finish, starts no
-new ones, releases the leases and returns.
+new ones, releases the leases and returns. While the store cannot be reached (a
+database restart or fail-over), the worker logs it, waits and tries again; the
+tenants it held are claimed again once their leases expire.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+from sqlalchemy.exc import DBAPIError
+
 from tenanttls.metrics import observe_step
 from tenanttls.migration.context import EngineContext, default_owner
 from tenanttls.migration.runner import StepReport, run_step
 from tenanttls.store.upgrades import LeaseLost, claim_due, next_claimable_at, release_lease
+from tenanttls.transport.retry import backoff_delay
 
 logger = logging.getLogger(__name__)
+
+# Seconds between attempts to reach the store after it failed: at least the base, then
+# doubling with jitter up to the cap, so a restored database is noticed within about 30 s.
+STORE_RETRY_BASE = 1.0
+STORE_RETRY_CAP = 30.0
 
 
 @dataclass
@@ -91,6 +101,7 @@ class Worker:
         self._running: dict[str, Future] = {}
         self._lock = threading.Lock()
         self.periodic = periodic
+        self._store_failures = 0
 
     def stop(self) -> None:
         """Ask the worker to finish: running steps complete, no new step starts."""
@@ -114,11 +125,16 @@ class Worker:
         threads = [self._start_periodic(task) for task in self.periodic]
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tenanttls-worker") as pool:
             while not self._stop.is_set():
-                claimed = self._claim(pool)
-                if not claimed and self._idle() and until is not None and until():
-                    break
-                if not claimed:
-                    self._wait()
+                try:
+                    claimed = self._claim(pool)
+                    if not claimed and self._idle() and until is not None and until():
+                        break
+                    if not claimed:
+                        self._wait()
+                except DBAPIError as error:
+                    self._store_unreachable(error)
+                    continue
+                self._store_reachable()
             self._drain()
         self._stop.set()
         for thread in threads:
@@ -140,6 +156,11 @@ class Worker:
             while not self._stop.wait(task.interval):
                 try:
                     task.run(self._stop)
+                except DBAPIError as error:
+                    logger.warning(
+                        "periodic task failed, store unreachable: task=%s owner=%s error=%s; the next interval tries again",
+                        task.name, self.owner, _store_error_text(error),
+                    )
                 except Exception:
                     # A failed pass must not end the loop: the next interval tries again.
                     logger.exception("periodic task failed: task=%s owner=%s", task.name, self.owner)
@@ -148,6 +169,21 @@ class Worker:
         thread.start()
         logger.info("periodic task started: task=%s interval=%.0fs", task.name, task.interval)
         return thread
+
+    def _store_unreachable(self, error: DBAPIError) -> None:
+        """Log that the store failed and wait before the next attempt (or until stopped)."""
+        self._store_failures += 1
+        delay = STORE_RETRY_BASE + backoff_delay(self._store_failures, base=STORE_RETRY_BASE, cap=STORE_RETRY_CAP)
+        logger.warning(
+            "store unreachable: owner=%s attempt=%d error=%s; trying again in %.0fs",
+            self.owner, self._store_failures, _store_error_text(error), delay,
+        )
+        self._stop.wait(delay)
+
+    def _store_reachable(self) -> None:
+        if self._store_failures:
+            logger.info("store reachable again: owner=%s failed_attempts=%d", self.owner, self._store_failures)
+            self._store_failures = 0
 
     def _idle(self) -> bool:
         with self._lock:
@@ -220,14 +256,32 @@ class Worker:
             with self.stats.lock:
                 self.stats.leases_lost += 1
             logger.warning("lease lost: tenant=%s owner=%s error=%s", tenant_id, self.owner, error)
+        except DBAPIError as error:
+            logger.warning(
+                "step interrupted, store unreachable: tenant=%s owner=%s error=%s; the tenant runs again when its lease expires",
+                tenant_id, self.owner, _store_error_text(error),
+            )
+            return
         except Exception:
             logger.exception("step failed unexpectedly: tenant=%s owner=%s; it is retried when the lease expires", tenant_id, self.owner)
             return
         self._release(tenant_id)
 
     def _release(self, tenant_id: str) -> None:
-        with self.context.store.write() as connection:
-            release_lease(connection, tenant_id, self.owner)
+        try:
+            with self.context.store.write() as connection:
+                release_lease(connection, tenant_id, self.owner)
+        except DBAPIError as error:
+            logger.warning(
+                "lease not released, store unreachable: tenant=%s owner=%s error=%s; it expires on its own",
+                tenant_id, self.owner, _store_error_text(error),
+            )
+
+
+def _store_error_text(error: DBAPIError) -> str:
+    """Return the database driver's message on one line, without SQLAlchemy's statement and parameters."""
+    lines = str(error.orig).strip().splitlines()
+    return " ".join(line.strip() for line in lines) or type(error.orig).__name__
 
 
 def _thread_cpu() -> float:
