@@ -116,3 +116,15 @@ def test_invalid_number_named_without_python_text():
         "invalid setting TENANTTLS_ORDERS_PER_HOUR='abc': expected a whole number, such as 300 (the default)"
     )
     assert "expected a number, such as 0.3333 (the default)" in str(fraction.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TENANTTLS_LEASE", "0", "invalid lease 0s: use a duration longer than the slowest step"),
+        ("TENANTTLS_CONSENT_PROPAGATION", "25h", "invalid consent_propagation 1d1h: use a duration from 0 to 1d"),
+    ],
+)
+def test_engine_durations_out_of_range(name, value, message):
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(environ={name: value})

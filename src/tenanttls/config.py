@@ -226,8 +226,13 @@ def validate_settings(settings: Settings) -> None:
         raise ConfigurationError(f"invalid max_attempts {settings.max_attempts}: use 1 or more")
     if not timedelta(0) <= settings.consent_propagation <= MAX_CONSENT_PROPAGATION:
         raise ConfigurationError(
-            f"invalid consent_propagation {settings.consent_propagation.total_seconds():g}s: "
+            f"invalid consent_propagation {format_duration(settings.consent_propagation)}: "
             f"use a duration from 0 to {format_duration(MAX_CONSENT_PROPAGATION)}, such as 15m (the default)"
+        )
+    if settings.lease <= timedelta(0):
+        raise ConfigurationError(
+            f"invalid lease {format_duration(settings.lease)}: use a duration longer than the slowest step, "
+            "such as 5m (the default)"
         )
 
 

@@ -31,3 +31,8 @@ def test_parse_duration_rejects(text):
 def test_format_duration_round_trips():
     for delta in (timedelta(hours=24), timedelta(minutes=90), timedelta(seconds=5), timedelta(days=2, seconds=1)):
         assert parse_duration(format_duration(delta)) == delta
+
+
+def test_parse_duration_negative_named():
+    with pytest.raises(InvalidInput, match="a duration cannot be negative"):
+        parse_duration("-1m")

@@ -93,6 +93,14 @@ def test_invalid_url_masks_password(url):
     assert "***" in str(error.value)
 
 
+def test_non_numeric_port_named():
+    with pytest.raises(StoreError) as error:
+        open_store("postgresql://user@127.0.0.1:notaport/db")
+
+    assert "the port is not a number" in str(error.value)
+    assert "int()" not in str(error.value)
+
+
 def test_unreachable_url_names_fix():
     with pytest.raises(StoreError) as error:
         open_store("postgres://user:SECRET-PW@127.0.0.1:1/db")

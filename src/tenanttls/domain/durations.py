@@ -17,6 +17,8 @@ def parse_duration(text: str) -> timedelta:
     A bare number is seconds. Raises `InvalidInput` naming the value otherwise.
     """
     value = str(text).strip().lower().replace(" ", "")
+    if value.startswith("-"):
+        raise InvalidInput(f"invalid duration {text!r}: a duration cannot be negative; use 0 or more, such as '24h'")
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return timedelta(seconds=float(value))
 

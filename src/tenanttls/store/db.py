@@ -130,7 +130,9 @@ def create_store_engine(url: str) -> Engine:
         parsed = make_url(url)
         port = parsed.port
     except (ArgumentError, ValueError) as error:
-        raise StoreError(f"invalid database URL {_mask_password(url)!r}: {error}; {URL_FORMS}") from error
+        # SQLAlchemy reports a port that is not a number in int()'s words.
+        reason = "the port is not a number" if "invalid literal for int()" in str(error) else str(error)
+        raise StoreError(f"invalid database URL {_mask_password(url)!r}: {reason}; {URL_FORMS}") from error
 
     # libpq accepts postgres:// as well as postgresql://, but SQLAlchemy accepts only the second.
     if parsed.drivername in ("postgres", "postgresql") or parsed.drivername.startswith("postgresql+psycopg2"):
