@@ -333,12 +333,15 @@ def _figures(bench: Bench, report, wall: float, calls_seen: dict, budget: tuple[
 
 
 def parse_matrix(text: str) -> list[tuple[int, str]]:
-    """Return the (workers, backend) pairs of a matrix such as ``1:sqlite,2:postgresql``."""
+    """Return the (workers, backend) pairs of a matrix such as ``1:sqlite,2:postgresql``.
+
+    Raises ValueError naming the entry that is not of that form.
+    """
     pairs = []
     for item in text.split(","):
         workers, _, backend = item.strip().partition(":")
         if not workers.isdigit() or int(workers) < 1 or backend not in ("sqlite", "postgresql"):
-            raise SystemExit(
+            raise ValueError(
                 f"invalid --matrix entry {item!r}: write WORKERS:BACKEND with WORKERS 1 or more and BACKEND "
                 "sqlite or postgresql, for example 2:postgresql"
             )
@@ -432,10 +435,16 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.tenants < 1:
         parser.error(f"invalid --tenants {arguments.tenants}: give 1 or more")
+    if arguments.data is not None and arguments.data.is_dir() and any(arguments.data.iterdir()):
+        parser.error(f"--data folder {arguments.data} is not empty: give a new or empty folder, or leave --data out")
+    try:
+        matrix = parse_matrix(arguments.matrix) if arguments.matrix else []
+    except ValueError as error:
+        parser.error(str(error))
 
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    if arguments.matrix:
-        results = run_matrix(parse_matrix(arguments.matrix), arguments)
+    if matrix:
+        results = run_matrix(matrix, arguments)
         print(matrix_table(results))
         if arguments.json:
             arguments.json.write_text(json.dumps(results, indent=2) + "\n")
