@@ -99,6 +99,11 @@ class AssignmentReader:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Assignment | None]] = {}
 
+    @property
+    def max_age(self) -> float:
+        """Seconds a cached assignment is used before it is read from the store again."""
+        return self._max_age
+
     def get(self, tenant_id: str) -> Assignment | None:
         """Return the tenant's assignment, or None when the tenant has none.
 

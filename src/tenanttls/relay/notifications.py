@@ -64,8 +64,9 @@ class AssignmentListener:
                 self._listen()
             except psycopg.Error as error:
                 logger.warning(
-                    "relay assignment listener: connection lost error=%s; cached assignments expire after max_age "
-                    "until it reconnects in %.0fs", error, self._reconnect_seconds,
+                    "relay assignment listener: connection lost error=%s; until it reconnects in %.0fs, each cached "
+                    "assignment is read again from the store once it is %.0fs old",
+                    " ".join(str(error).split()), self._reconnect_seconds, self._reader.max_age,
                 )
             self.connected.clear()
             self._stop.wait(self._reconnect_seconds)
