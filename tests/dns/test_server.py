@@ -312,3 +312,19 @@ def test_other_zone_logged_as_warning(builtin_dns, caplog):
 
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert any("rcode=NOTAUTH" in message and "not authoritative for zone 'example.com'" in message for message in warnings)
+
+
+@pytest.mark.parametrize("store_backend", ["postgresql"])
+def test_store_outage_answered_servfail(store, store_url, database_outage, caplog):
+    block, allow = database_outage
+    caplog.set_level(logging.WARNING, logger="tenanttls.dns")
+    with BuiltinDnsServer(store.engine, ZONE) as server:
+        block(store_url)
+        during = _query(server, f"abc.{ZONE}", "TXT", tcp=True)
+        allow(store_url)
+        after = _query(server, f"abc.{ZONE}", "TXT", tcp=True)
+
+    assert during.rcode() == dns.rcode.SERVFAIL
+    assert after.rcode() == dns.rcode.NXDOMAIN
+    assert "dns request failed, store unreachable" in caplog.text
+    assert "Traceback" not in caplog.text

@@ -153,3 +153,19 @@ def test_retry_schedule_error_names_option(tmp_path, server_pair, legacy_pair):
 
     assert "invalid retry schedule 0 (--retry)" in str(error.value)
     assert "(0.0,)" not in str(error.value)
+
+
+def test_relay_database_port_not_a_number(tmp_path, server_pair, legacy_pair, monkeypatch):
+    monkeypatch.setenv("TENANTTLS_DATABASE_URL", "postgresql://relay:SECRET-PW@127.0.0.1:notaport/tenanttls")
+    arguments = [
+        "relay", "--data", str(tmp_path), "--listen", "127.0.0.1:0",
+        "--tls-certificate", str(server_pair.certificate), "--tls-key", str(server_pair.key),
+        "--legacy-certificate", str(legacy_pair.certificate), "--legacy-key", str(legacy_pair.key),
+    ]
+
+    result = CliRunner().invoke(app, arguments)
+
+    assert "the port is not a number" in str(result.exception)
+    assert "int()" not in str(result.exception)
+    assert "SECRET-PW" not in str(result.exception)
+    assert result.exception.exit_code == 10

@@ -87,8 +87,8 @@ def _store_notifies(settings) -> bool:
 
     try:
         return make_url(settings.database).get_backend_name() == "postgresql"
-    except ArgumentError:
-        return False  # open_store reports the invalid URL
+    except (ArgumentError, ValueError):
+        return False  # open_store reports the invalid URL, such as a port that is not a number
 
 
 def _retry_schedule(text: str) -> tuple[float, ...]:

@@ -17,6 +17,7 @@ import threading
 
 import dns.rcode
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from tenanttls.clock import Clock, SystemClock
 from tenanttls.dns.responder import Responder, reply_error
@@ -195,6 +196,10 @@ def _respond(responder: Responder, wire: bytes, peer: str, *, tcp: bool) -> byte
     """Return the responder's reply, or SERVFAIL after logging an unexpected error (a database failure)."""
     try:
         return responder.respond(wire, peer, tcp=tcp)
+    except DBAPIError as error:
+        # An outage fails every query alike; one line each keeps the log readable.
+        logger.warning("dns request failed, store unreachable: peer=%s error=%s", peer, " ".join(str(error.orig).split()))
+        return reply_error(wire, dns.rcode.SERVFAIL)
     except Exception:
         logger.exception("dns request failed: peer=%s", peer)
         return reply_error(wire, dns.rcode.SERVFAIL)

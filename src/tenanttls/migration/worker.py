@@ -182,7 +182,8 @@ class Worker:
 
     def _store_reachable(self) -> None:
         if self._store_failures:
-            logger.info("store reachable again: owner=%s failed_attempts=%d", self.owner, self._store_failures)
+            # A warning, as the failures were, so that a log read at the default level shows the recovery.
+            logger.warning("store reachable again: owner=%s failed_attempts=%d", self.owner, self._store_failures)
             self._store_failures = 0
 
     def _idle(self) -> bool:
