@@ -427,7 +427,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=20, help="with --workers: the budget's burst (default 20)")
     parser.add_argument("--budget-scope", choices=("store", "process"), default="store",
                         help="with --workers: one budget in the store for all workers (default), or one per worker process")
-    parser.add_argument("--matrix", default="",
+    parser.add_argument("--matrix", default=None,
                         help="run several configurations in turn, e.g. 1:sqlite,1:postgresql,2:postgresql,4:postgresql")
     parser.add_argument("--max-minutes", type=float, default=0,
                         help="with --workers or --matrix: stop each run after this many minutes (default: run to the end)")
@@ -435,10 +435,12 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.tenants < 1:
         parser.error(f"invalid --tenants {arguments.tenants}: give 1 or more")
+    if arguments.data is not None and arguments.data.exists() and not arguments.data.is_dir():
+        parser.error(f"--data {arguments.data} is a file: give a new or empty folder, or leave --data out")
     if arguments.data is not None and arguments.data.is_dir() and any(arguments.data.iterdir()):
         parser.error(f"--data folder {arguments.data} is not empty: give a new or empty folder, or leave --data out")
     try:
-        matrix = parse_matrix(arguments.matrix) if arguments.matrix else []
+        matrix = parse_matrix(arguments.matrix) if arguments.matrix is not None else []
     except ValueError as error:
         parser.error(str(error))
 

@@ -18,7 +18,7 @@ def parse_duration(text: str) -> timedelta:
     """
     value = str(text).strip().lower().replace(" ", "")
     if value.startswith("-"):
-        raise InvalidInput(f"invalid duration {text!r}: a duration cannot be negative; use 0 or more, such as '24h'")
+        raise InvalidInput(f"invalid duration {text!r}: a duration cannot be negative; write it without the minus sign")
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return timedelta(seconds=float(value))
 
