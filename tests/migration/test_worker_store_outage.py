@@ -63,3 +63,38 @@ def test_worker_waits_out_outage(engine_factory, database_outage, caplog):
     assert "store reachable again" in caplog.text
     assert "Traceback" not in caplog.text
     assert "password" not in caplog.text.lower()
+
+
+def _lease_owners(harness) -> set[str | None]:
+    with harness.store.engine.connect() as connection:
+        return {upgrade.lease_owner for upgrade in list_upgrades(connection)}
+
+
+def test_cut_off_step_lease_released(engine_factory, database_outage, caplog):
+    """A step cut off by the outage gives its lease back once the store can be reached, long before it expires."""
+    block, allow = database_outage
+    tenant = make_tenant()
+    # Slow requests keep a step running while the database goes away.
+    harness = engine_factory([tenant], grace=timedelta(0), settings={"faults": {"latency_seconds": 0.5}})
+    harness.enrol(tenant["tenant_id"])
+    url = harness.settings.database_url
+    caplog.set_level(logging.INFO, logger="tenanttls.migration.worker")
+    worker = Worker(harness.context, concurrency=1, poll_interval=0.05)
+
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert _eventually(lambda: _lease_owners(harness) == {worker.owner})
+        block(url)
+        assert _eventually(lambda: "step interrupted, store unreachable" in caplog.text)
+        allow(url)
+
+        # The harness's clock does not move, so the 5-minute lease never expires on its own.
+        assert _eventually(lambda: _states(harness) == {"completed"}, timeout=90)
+    finally:
+        allow(url)
+        worker.stop()
+        thread.join(30)
+
+    assert _lease_owners(harness) == {None}
+    assert harness.context.options.lease == timedelta(minutes=5)

@@ -6,8 +6,9 @@ when the tenant has to wait or is finished. A worker that crashes leaves its
 leases behind; another worker takes those tenants once the leases expire.
 `stop()` (SIGTERM in ``tenanttls worker``) lets running steps finish, starts no
 new ones, releases the leases and returns. While the store cannot be reached (a
-database restart or fail-over), the worker logs it, waits and tries again; the
-tenants it held are claimed again once their leases expire.
+database restart or fail-over), the worker logs it, waits and tries again. Leases
+of steps cut off by the outage are released once the store can be reached again, so those
+tenants do not wait for their leases to expire.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class Worker:
         self._lock = threading.Lock()
         self.periodic = periodic
         self._store_failures = 0
+        # Tenants whose lease this worker still holds although no step of theirs runs: their
+        # step was cut off by a store outage. Guarded by _lock.
+        self._unreleased: set[str] = set()
 
     def stop(self) -> None:
         """Ask the worker to finish: running steps complete, no new step starts."""
@@ -135,7 +139,9 @@ class Worker:
                     self._store_unreachable(error)
                     continue
                 self._store_reachable()
+                self._release_unreleased()
             self._drain()
+            self._release_unreleased()
         self._stop.set()
         for thread in threads:
             thread.join()
@@ -185,6 +191,14 @@ class Worker:
             # A warning, as the failures were, so that a log read at the default level shows the recovery.
             logger.warning("store reachable again: owner=%s failed_attempts=%d", self.owner, self._store_failures)
             self._store_failures = 0
+
+    def _release_unreleased(self) -> None:
+        """Release the leases left by steps that a store outage cut off, unless the tenant runs again."""
+        with self._lock:
+            tenant_ids = [tenant_id for tenant_id in self._unreleased if tenant_id not in self._running]
+            self._unreleased.difference_update(tenant_ids)
+        for tenant_id in tenant_ids:
+            self._release(tenant_id)
 
     def _idle(self) -> bool:
         with self._lock:
@@ -259,9 +273,11 @@ class Worker:
             logger.warning("lease lost: tenant=%s owner=%s error=%s", tenant_id, self.owner, error)
         except DBAPIError as error:
             logger.warning(
-                "step interrupted, store unreachable: tenant=%s owner=%s error=%s; the tenant runs again when its lease expires",
+                "step interrupted, store unreachable: tenant=%s owner=%s error=%s; its lease is released once the store can be reached",
                 tenant_id, self.owner, _store_error_text(error),
             )
+            with self._lock:
+                self._unreleased.add(tenant_id)
             return
         except Exception:
             logger.exception("step failed unexpectedly: tenant=%s owner=%s; it is retried when the lease expires", tenant_id, self.owner)
@@ -274,9 +290,11 @@ class Worker:
                 release_lease(connection, tenant_id, self.owner)
         except DBAPIError as error:
             logger.warning(
-                "lease not released, store unreachable: tenant=%s owner=%s error=%s; it expires on its own",
+                "lease not released, store unreachable: tenant=%s owner=%s error=%s; it is released once the store can be reached",
                 tenant_id, self.owner, _store_error_text(error),
             )
+            with self._lock:
+                self._unreleased.add(tenant_id)
 
 
 def _store_error_text(error: DBAPIError) -> str:
