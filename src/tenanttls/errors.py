@@ -99,7 +99,17 @@ class PermissionDenied(MicrosoftApiError):
 
 
 class ConsentRequired(MicrosoftApiError):
-    """The tenant's admin has not consented to the app, or consent is not yet effective."""
+    """The tenant's admin has not consented to the app, or consent is not yet effective.
+
+    `detail` is Microsoft's own error text when the identity platform gave one, for callers
+    that add their own next step. `app_unknown` is True when Entra ID did not know the app,
+    which a wrong client_id causes as well.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None, app_unknown: bool = False, **context: object) -> None:
+        super().__init__(message, **context)  # type: ignore[arg-type]
+        self.detail = detail
+        self.app_unknown = app_unknown
 
 
 class CredentialError(MicrosoftApiError):

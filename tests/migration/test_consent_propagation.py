@@ -121,6 +121,8 @@ def test_grant_not_applied_in_window_stops(engine_factory, tenant):
     assert upgrade.stop_kind == "consent"
     assert upgrade.last_error.startswith(CONSENT_MISSING), upgrade.last_error
     assert "grant it again in the portal" in upgrade.last_error
+    assert "(Microsoft Entra ID: " in upgrade.last_error
+    assert "retry after a few minutes" not in upgrade.last_error
     assert upgrade.state_entered_at >= window_end
 
 

@@ -91,6 +91,7 @@ def _consent_required(tenant: str, detail: str, context: dict[str, Any]) -> Cons
     return ConsentRequired(
         f"the app has no admin consent in tenant {tenant}, or it is not effective yet ({detail}); "
         "ask the tenant's admin to consent, then retry after a few minutes",
+        detail=detail,
         **context,
     )
 
@@ -102,6 +103,8 @@ def _app_not_found(tenant: str, client_id: str | None, detail: str, context: dic
         f"Microsoft Entra ID does not know {app} in tenant {tenant} ({detail}). Either the tenant's admin "
         f"has not consented yet, or client_id is wrong. Check that {setting} is the app registration's "
         "application (client) id, then ask the tenant's admin to consent and retry after a few minutes",
+        detail=detail,
+        app_unknown=True,
         **context,
     )
 

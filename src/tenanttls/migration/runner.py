@@ -171,10 +171,13 @@ def _consent_missing(context: EngineContext, upgrade: UpgradeRecord, state: Upgr
             f"at {_moment(until)} and stops for consent after {_moment(window_end)} ({error})",
         )
 
+    # Microsoft's text alone: the error's own advice ("retry after a few minutes") would contradict the next step.
+    cause = f"Microsoft Entra ID: {error.detail}" if error.detail else str(error)
+    hint = ". If every tenant stops this way, check that client_id is the app's application (client) id" if error.app_unknown else ""
     return Stop(
         StopKind.CONSENT,
-        f"consent is missing or was withdrawn ({error}); ask the tenant's admin to grant it again in the portal, "
-        f"which resumes the upgrade, or after a grant made another way run 'tenanttls upgrade {upgrade.tenant_id}'"
+        f"consent is missing or was withdrawn ({cause}); ask the tenant's admin to grant it again in the portal, "
+        f"which resumes the upgrade, or after a grant made another way run 'tenanttls upgrade {upgrade.tenant_id}'{hint}"
     )
 
 
