@@ -92,7 +92,14 @@ def test_status_text_table(data):
 
     assert result.returncode == 0
     assert "upgrade not requested" in result.stdout
-    assert "fleet: awaiting_consent 1" in result.stdout
+    assert "1 tenant(s) shown: awaiting_consent 1" in result.stdout
+    assert "fleet:" not in result.stdout
+
+
+def test_status_whole_fleet_summary(data):
+    result = tenanttls("status", "--data", str(data))
+
+    assert "fleet: awaiting_consent 2" in result.stdout
 
 
 def test_tenants_list_header(data):

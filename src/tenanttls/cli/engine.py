@@ -245,7 +245,9 @@ def status(
             f"{item.tenant.tenant_id:<36}  {item.tenant.initial_domain:<32} {state.value:<16} {_step_text(upgrade, state):<16} "
             f"{_utc(upgrade.next_attempt_at):<20} {_detail_text(upgrade, state)}"
         )
-    typer.echo("fleet: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())) if counts else "no tenants")
+    # With tenant ids given, the summary covers those tenants only, and says so.
+    label = "fleet" if not tenants else f"{len(statuses)} tenant(s) shown"
+    typer.echo(f"{label}: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())) if counts else "no tenants")
 
 
 def _utc(value) -> str:
