@@ -245,7 +245,7 @@ def status(
             f"{item.tenant.tenant_id:<36}  {item.tenant.initial_domain:<32} {state.value:<16} {_step_text(upgrade, state):<16} "
             f"{_utc(upgrade.next_attempt_at):<20} {_detail_text(upgrade, state)}"
         )
-    # With tenant ids given, the summary covers those tenants only, and says so.
+    # With tenant ids given, the summary counts those tenants only, so its label names them, not the fleet.
     label = "fleet" if not tenants else f"{len(statuses)} tenant(s) shown"
     typer.echo(f"{label}: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())) if counts else "no tenants")
 
