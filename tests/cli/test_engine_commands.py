@@ -131,6 +131,29 @@ def test_status_shows_stop_kind(data):
     assert document["tenants"][0]["last_error"] == "stopped here"
 
 
+def test_status_shows_wait_reason(data):
+    reason = "unique name not yet listed by Get-AcceptedDomain"
+    execute(data, "UPDATE upgrades SET state='accepted', requested=true, wait_reason=:reason, "
+                  "next_attempt_at=CURRENT_TIMESTAMP WHERE tenant_id=:tenant", reason=reason, tenant=A)
+
+    text = tenanttls("status", A, "--data", str(data))
+    document = json.loads(tenanttls("status", A, "--data", str(data), "--json").stdout)
+
+    assert f"waiting: {reason}" in text.stdout
+    assert document["tenants"][0]["wait_reason"] == reason
+    assert document["tenants"][0]["last_error"] is None
+
+
+def test_status_error_before_wait_reason(data):
+    execute(data, "UPDATE upgrades SET state='accepted', requested=true, wait_reason='earlier wait', "
+                  "last_error='Exchange timed out', next_attempt_at=CURRENT_TIMESTAMP WHERE tenant_id=:tenant", tenant=A)
+
+    text = tenanttls("status", A, "--data", str(data))
+
+    assert "Exchange timed out" in text.stdout
+    assert "waiting:" not in text.stdout
+
+
 def test_upgrade_unknown_tenant(data):
     result = tenanttls("upgrade", A, UNKNOWN, "--data", str(data))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tenanttls.migration.service import add_tenant, request_upgrades
 from tenanttls.store.tenants import TenantRecord
+from tenanttls.store.upgrades import update_upgrade
 from tests.fixtures.simulator import make_tenant
 
 UNKNOWN = "99999999-2222-4333-8444-555555555555"
@@ -33,6 +34,21 @@ def test_retry_waits_with_backoff(engine_factory):
     assert upgrade.attempts == 1
     assert upgrade.next_attempt_at >= now
     assert not upgrade.last_error.startswith("MicrosoftServiceError")
+
+
+def test_retry_clears_wait_reason(engine_factory):
+    tenant = make_tenant()
+    tenant_id = tenant["tenant_id"]
+    harness = engine_factory([tenant], settings={"faults": {"unavailable_rate": 1.0, "surfaces": ["graph"]}})
+    harness.enrol(tenant_id)
+    harness.run_until(tenant_id, "domain")
+    with harness.store.write() as connection:
+        update_upgrade(connection, tenant_id, owner=None, wait_reason="an earlier wait")
+
+    report = harness.step(tenant_id)
+
+    assert report.kind == "retry"
+    assert harness.upgrade(tenant_id).wait_reason is None
 
 
 def test_gives_up_after_max_attempts(engine_factory):

@@ -144,6 +144,24 @@ def test_accepted_waits_for_propagation(engine_factory):
     assert harness.run_until(tenant["tenant_id"], "backup").state == "backup"
 
 
+def test_accepted_wait_reason_stored(engine_factory):
+    tenant = make_tenant(delays={"accepted_domain_seconds": 600})
+    tenant_id = tenant["tenant_id"]
+    harness = engine_factory([tenant])
+    harness.enrol(tenant_id)
+    harness.run_until(tenant_id, "accepted")
+
+    report = harness.step(tenant_id)
+    waiting = harness.upgrade(tenant_id)
+    advanced = harness.run_until(tenant_id, "backup")
+
+    assert report.kind == "wait"
+    assert waiting.wait_reason == report.detail
+    assert "not yet listed" in waiting.wait_reason
+    assert advanced.state == "backup"
+    assert advanced.wait_reason is None
+
+
 def test_consent_wait_then_proceed(engine_factory):
     tenant = make_tenant(consent=False)
     harness = engine_factory([tenant])

@@ -103,3 +103,30 @@ def test_stop_kind_downgrade_drops_column(store_url):
     engine.dispose()
     assert "stop_kind" not in columns
     assert "drift_checked_at" in columns
+
+
+def test_wait_reason_added_empty(store_url):
+    engine = create_store_engine(store_url)
+    _migrate(engine, "0005")
+    _insert_rows(engine)
+    engine.dispose()
+
+    store = open_store(store_url, create=True)
+    with store.engine.connect() as connection:
+        reasons = [get_upgrade(connection, _tenant_id(index)).wait_reason for index in range(len(STOPPED_ROWS))]
+    store.close()
+
+    assert reasons == [None] * len(STOPPED_ROWS)
+
+
+def test_wait_reason_downgrade_drops_column(store_url):
+    store = open_store(store_url, create=True)
+    store.close()
+    engine = create_store_engine(store_url)
+
+    _migrate(engine, "0005", down=True)
+
+    columns = {column["name"] for column in sa.inspect(engine).get_columns("upgrades")}
+    engine.dispose()
+    assert "wait_reason" not in columns
+    assert "stop_kind" in columns

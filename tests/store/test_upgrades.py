@@ -7,6 +7,7 @@ import pytest
 
 from tenanttls.errors import NotFoundError
 from tenanttls.store import upgrades as repo
+from tenanttls.store.schema import WAIT_REASON_MAX_LENGTH
 from tenanttls.store.tenants import TenantRecord, save_tenant
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -242,3 +243,36 @@ def test_stop_kind_kept_without_state(store):
         touched = repo.update_upgrade(connection, tenant_id, owner=None, consented_at=NOW)
 
     assert touched.stop_kind == "gave_up"
+
+
+def test_wait_reason_cleared_on_state_change(store):
+    [tenant_id] = _add_tenants(store, 1)
+
+    with store.write() as connection:
+        waiting = repo.update_upgrade(connection, tenant_id, owner=None, wait_reason="not yet listed")
+        stopped = repo.update_upgrade(connection, tenant_id, owner=None, state="needs_attention", stop_kind="other")
+
+    assert waiting.wait_reason == "not yet listed"
+    assert stopped.wait_reason is None
+
+
+def test_wait_reason_kept_without_state(store):
+    [tenant_id] = _add_tenants(store, 1)
+
+    with store.write() as connection:
+        repo.update_upgrade(connection, tenant_id, owner=None, wait_reason="grace period")
+        touched = repo.update_upgrade(connection, tenant_id, owner=None, next_attempt_at=NOW)
+
+    assert touched.wait_reason == "grace period"
+
+
+def test_long_wait_reason_truncated(store):
+    [tenant_id] = _add_tenants(store, 1)
+    reason = "é" * 400 + "x" * 400
+
+    with store.write() as connection:
+        waiting = repo.update_upgrade(connection, tenant_id, owner=None, wait_reason=reason)
+
+    assert len(waiting.wait_reason) == WAIT_REASON_MAX_LENGTH
+    assert waiting.wait_reason.startswith("é" * 400 + "x" * 99)
+    assert waiting.wait_reason.endswith("x\u2026")

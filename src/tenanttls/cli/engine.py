@@ -273,6 +273,8 @@ def _detail_text(upgrade, state: UpgradeState) -> str:
         return upgrade.last_error
     if state is UpgradeState.GRACE and upgrade.grace_until:
         return f"grace until {_utc(upgrade.grace_until)} UTC"
+    if upgrade.wait_reason:
+        return f"waiting: {upgrade.wait_reason}"
     return ""
 
 

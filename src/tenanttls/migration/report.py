@@ -26,6 +26,7 @@ class TenantReport:
     seconds_in_state: dict[str, float]
     last_error: str | None = None
     stop_kind: str | None = None
+    wait_reason: str | None = None
     note: str = ""
     simulator_calls: int | None = None
 
@@ -39,6 +40,7 @@ class TenantReport:
             "seconds_in_state": {state: round(seconds, 3) for state, seconds in self.seconds_in_state.items()},
             "last_error": self.last_error,
             "stop_kind": self.stop_kind,
+            "wait_reason": self.wait_reason,
             "note": self.note,
         }
 
@@ -122,6 +124,7 @@ def fleet_report(store: Store, now: datetime, wall_seconds: float) -> FleetRepor
                 seconds_in_state=seconds_in_states(events[tenant.tenant_id], now),
                 last_error=upgrade.last_error,
                 stop_kind=upgrade.stop_kind,
+                wait_reason=upgrade.wait_reason,
             )
         )
     return FleetReport(reports, wall_seconds)

@@ -2,7 +2,8 @@
 
 `run_step` calls the step for the tenant's state, then writes the outcome to the
 upgrade row under the worker's lease: a state change (with its audit event), a
-wait, a retry with backoff, or needs_attention with the reason and its `StopKind`.
+wait with its reason (`wait_reason`, which every other outcome clears), a retry
+with backoff, or needs_attention with the reason and its `StopKind`.
 Transient errors (throttling, 5xx, DNS, a check that may pass later) are retried
 until `max_attempts`. Missing consent waits while a recent grant may not be applied
 yet (`consent_propagation`). Every other error stops the tenant at once.
@@ -235,14 +236,15 @@ def _commit(
 
         elif isinstance(outcome, Wait):
             update_upgrade(
-                connection, tenant_id, owner=owner, expected_state=state.value, next_attempt_at=outcome.until, last_error=None
+                connection, tenant_id, owner=owner, expected_state=state.value, next_attempt_at=outcome.until, last_error=None,
+                wait_reason=outcome.reason,
             )
             report = StepReport(tenant_id, state, state, "wait", outcome.reason, calls, outcome.until <= now)
 
         elif isinstance(outcome, Retry):
             update_upgrade(
                 connection, tenant_id, owner=owner, expected_state=state.value,
-                attempts=upgrade.attempts + 1, last_error=outcome.reason, next_attempt_at=outcome.until,
+                attempts=upgrade.attempts + 1, last_error=outcome.reason, next_attempt_at=outcome.until, wait_reason=None,
             )
             recorder.event_in(connection, "retry", None, {"attempt": upgrade.attempts + 1}, outcome.reason)
             report = StepReport(tenant_id, state, state, "retry", outcome.reason, calls, False)

@@ -295,6 +295,7 @@ class TenantStatus:
             "grace_until": _iso(upgrade.grace_until),
             "last_error": upgrade.last_error,
             "stop_kind": upgrade.stop_kind,
+            "wait_reason": upgrade.wait_reason,
             "resume_state": upgrade.resume_state,
             "unique_name": self.unique_name,
             "relay_mode": self.relay_mode,

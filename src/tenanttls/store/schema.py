@@ -64,6 +64,9 @@ class UtcDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+# The maximum length of `upgrades.wait_reason` in characters.
+WAIT_REASON_MAX_LENGTH = 500
+
 # A BigInteger primary key that is still an autoincrementing INTEGER PRIMARY KEY on SQLite.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -95,6 +98,9 @@ upgrades = Table(
     # The kind of stop (`StopKind` of tenanttls.migration.outcomes) while the state is needs_attention,
     # else NULL. A worker of a tenanttls older than revision 0005 leaves it NULL when it stops a tenant.
     Column("stop_kind", String(32), nullable=True),
+    # The reason of the step's last Wait while the tenant waits, truncated to WAIT_REASON_MAX_LENGTH characters
+    # by update_upgrade, else NULL. Any other outcome or state change sets it to NULL.
+    Column("wait_reason", String(WAIT_REASON_MAX_LENGTH), nullable=True),
     # The state to resume in after needs_attention, once an operator requests the upgrade again.
     Column("resume_state", String(32), nullable=True),
     Column("overrides", JSON, nullable=False, default=dict),

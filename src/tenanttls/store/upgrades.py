@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from tenanttls.errors import NotFoundError, StoreError
 from tenanttls.store.db import Store
-from tenanttls.store.schema import upgrades
+from tenanttls.store.schema import WAIT_REASON_MAX_LENGTH, upgrades
 
 INITIAL_STATE = "awaiting_consent"
 NEEDS_ATTENTION_STATE = "needs_attention"
@@ -48,6 +48,8 @@ class UpgradeRecord:
     last_error: str | None = None
     # The kind of stop while `state` is needs_attention (a `StopKind` value), else None.
     stop_kind: str | None = None
+    # The reason of the step's last Wait while the tenant waits, else None.
+    wait_reason: str | None = None
     resume_state: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
@@ -243,12 +245,19 @@ def update_upgrade(
     `LeaseLost`, so that a step never records progress over another worker's.
     A write that sets a state other than needs_attention also sets `stop_kind` to
     NULL, unless `values` name it, so no caller can leave a stale kind behind.
+    For the same reason a write that sets any state sets `wait_reason` to NULL
+    unless `values` name it, and a longer `wait_reason` is truncated to
+    `WAIT_REASON_MAX_LENGTH` characters, its last one an ellipsis.
     """
     unknown = set(values) - set(_FIELDS)
     if unknown:
         raise ValueError(f"unknown upgrade fields: {sorted(unknown)}")
     if "state" in values and values["state"] != NEEDS_ATTENTION_STATE:
         values.setdefault("stop_kind", None)
+    if "state" in values:
+        values.setdefault("wait_reason", None)
+    if values.get("wait_reason") is not None:
+        values["wait_reason"] = _truncate(values["wait_reason"], WAIT_REASON_MAX_LENGTH)
 
     conditions = [upgrades.c.tenant_id == tenant_id]
     if owner is not None:
@@ -268,6 +277,13 @@ def update_upgrade(
             f"lease_owner={current.lease_owner} (expected state={expected_state})"
         )
     return get_upgrade(connection, tenant_id)
+
+
+def _truncate(text: str, max_length: int) -> str:
+    """Truncate `text` to `max_length` characters, the last one an ellipsis, when it is longer."""
+    if len(text) <= max_length:
+        return text
+    return text[: max_length - 1] + "\u2026"
 
 
 def add_api_calls(connection: Connection, tenant_id: str, count: int) -> None:
