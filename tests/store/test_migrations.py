@@ -92,15 +92,21 @@ def test_stop_kind_filled_from_message(store_url):
     assert kinds == [expected for *_, expected in STOPPED_ROWS]
 
 
-def test_stop_kind_downgrade_drops_column(store_url):
+def _upgrade_columns_after_downgrade(store_url: str, revision: str) -> set[str]:
+    """Migrate a new store to the head, downgrade it to `revision` and return the upgrades table's columns."""
     store = open_store(store_url, create=True)
     store.close()
     engine = create_store_engine(store_url)
+    try:
+        _migrate(engine, revision, down=True)
+        return {column["name"] for column in sa.inspect(engine).get_columns("upgrades")}
+    finally:
+        engine.dispose()
 
-    _migrate(engine, "0004", down=True)
 
-    columns = {column["name"] for column in sa.inspect(engine).get_columns("upgrades")}
-    engine.dispose()
+def test_stop_kind_downgrade_drops_column(store_url):
+    columns = _upgrade_columns_after_downgrade(store_url, "0004")
+
     assert "stop_kind" not in columns
     assert "drift_checked_at" in columns
 
@@ -120,13 +126,7 @@ def test_wait_reason_added_empty(store_url):
 
 
 def test_wait_reason_downgrade_drops_column(store_url):
-    store = open_store(store_url, create=True)
-    store.close()
-    engine = create_store_engine(store_url)
+    columns = _upgrade_columns_after_downgrade(store_url, "0005")
 
-    _migrate(engine, "0005", down=True)
-
-    columns = {column["name"] for column in sa.inspect(engine).get_columns("upgrades")}
-    engine.dispose()
     assert "wait_reason" not in columns
     assert "stop_kind" in columns
