@@ -82,6 +82,7 @@ class TenantStateCollector(Collector):
         from sqlalchemy.exc import DBAPIError
 
         from tenanttls.migration.states import UpgradeState
+        from tenanttls.store.db import driver_message
         from tenanttls.store.upgrades import count_by_state
 
         up = GaugeMetricFamily("tenanttls_store_up", "1 if the last scrape could read the store, else 0.")
@@ -89,7 +90,7 @@ class TenantStateCollector(Collector):
             with self.store.engine.connect() as connection:
                 counts = count_by_state(connection)
         except DBAPIError as error:
-            logger.warning("metrics: store unreachable, tenant counts left out: error=%s", " ".join(str(error.orig).split()))
+            logger.warning("metrics: store unreachable, tenant counts left out: error=%s", driver_message(error))
             up.add_metric([], 0)
             yield up
             return

@@ -24,6 +24,7 @@ from tenanttls.dns.responder import Responder, reply_error
 from tenanttls.dns.tsig import TsigKey
 from tenanttls.dns.zone import ZoneRecords
 from tenanttls.errors import DnsError, InvalidInput
+from tenanttls.store.db import driver_message
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def _respond(responder: Responder, wire: bytes, peer: str, *, tcp: bool) -> byte
         return responder.respond(wire, peer, tcp=tcp)
     except DBAPIError as error:
         # An outage fails every query alike; one line each keeps the log readable.
-        logger.warning("dns request failed, store unreachable: peer=%s error=%s", peer, " ".join(str(error.orig).split()))
+        logger.warning("dns request failed, store unreachable: peer=%s error=%s", peer, driver_message(error))
         return reply_error(wire, dns.rcode.SERVFAIL)
     except Exception:
         logger.exception("dns request failed: peer=%s", peer)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from tenanttls.metrics import observe_step
 from tenanttls.migration.context import EngineContext, default_owner
 from tenanttls.migration.runner import StepReport, run_step
+from tenanttls.store.db import driver_message
 from tenanttls.store.upgrades import LeaseLost, claim_due, next_claimable_at, release_lease
 from tenanttls.transport.retry import backoff_delay
 
@@ -165,7 +166,7 @@ class Worker:
                 except DBAPIError as error:
                     logger.warning(
                         "periodic task failed, store unreachable: task=%s owner=%s error=%s; the next interval tries again",
-                        task.name, self.owner, _store_error_text(error),
+                        task.name, self.owner, driver_message(error),
                     )
                 except Exception:
                     # A failed pass must not end the loop: the next interval tries again.
@@ -182,7 +183,7 @@ class Worker:
         delay = STORE_RETRY_BASE + backoff_delay(self._store_failures, base=STORE_RETRY_BASE, cap=STORE_RETRY_CAP)
         logger.warning(
             "store unreachable: owner=%s attempt=%d error=%s; trying again in %.0fs",
-            self.owner, self._store_failures, _store_error_text(error), delay,
+            self.owner, self._store_failures, driver_message(error), delay,
         )
         self._stop.wait(delay)
 
@@ -274,7 +275,7 @@ class Worker:
         except DBAPIError as error:
             logger.warning(
                 "step interrupted, store unreachable: tenant=%s owner=%s error=%s; its lease is released once the store can be reached",
-                tenant_id, self.owner, _store_error_text(error),
+                tenant_id, self.owner, driver_message(error),
             )
             with self._lock:
                 self._unreleased.add(tenant_id)
@@ -291,16 +292,10 @@ class Worker:
         except DBAPIError as error:
             logger.warning(
                 "lease not released, store unreachable: tenant=%s owner=%s error=%s; it is released once the store can be reached",
-                tenant_id, self.owner, _store_error_text(error),
+                tenant_id, self.owner, driver_message(error),
             )
             with self._lock:
                 self._unreleased.add(tenant_id)
-
-
-def _store_error_text(error: DBAPIError) -> str:
-    """Return the database driver's message on one line, without SQLAlchemy's statement and parameters."""
-    lines = str(error.orig).strip().splitlines()
-    return " ".join(line.strip() for line in lines) or type(error.orig).__name__
 
 
 def _thread_cpu() -> float:

@@ -209,7 +209,7 @@ def open_store(url: str, *, create: bool = False) -> Store:
     except SQLAlchemyError as error:
         engine.dispose()
         raise StoreError(
-            f"cannot open the database {safe_url(url)}: {_driver_message(error)}; check the host, port, user, "
+            f"cannot open the database {safe_url(url)}: {driver_message(error)}; check the host, port, user, "
             "password and database name in database_url (create a missing PostgreSQL database with createdb)"
         ) from error
     except StoreError:
@@ -286,7 +286,7 @@ def _mask_password(text: str) -> str:
     return re.sub(r"(//[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
-def _driver_message(error: SQLAlchemyError) -> str:
+def driver_message(error: SQLAlchemyError) -> str:
     """Return the database driver's own message, without SQLAlchemy's class names and help link."""
     original = getattr(error, "orig", None)
     text = str(original if original is not None else error)
